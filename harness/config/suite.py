@@ -1,0 +1,157 @@
+"""Suite definitions: which models, which quantization variants, which measurements."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from harness.config.inventory import NAME_RE, Strict
+from harness.config.loader import load
+
+Variant = Literal["convert_only", "w8", "w8_a8", "w8_a16", "f16"]
+ALL_VARIANTS: tuple[str, ...] = ("convert_only", "w8", "w8_a8", "w8_a16", "f16")
+Appliance = Literal["kettle", "microwave", "fridge", "dishwasher", "washing_machine"]
+Architecture = Literal["cnn", "transformer"]
+
+
+class Houses(Strict):
+    train: list[int] = Field(min_length=1)
+    val: list[int] = Field(min_length=1)
+    test: list[int] = Field(min_length=1)
+
+
+class Dataset(Strict):
+    """Where the NILM data comes from: the seeded synthetic generator or a folder of REFIT CSVs."""
+
+    source: Literal["synthetic", "refit"] = "synthetic"
+    path: str | None = Field(None, description="folder of CLEAN_House{N}.csv (source: refit)")
+    houses: Houses = Houses(train=[1, 2, 3, 4], val=[5], test=[6])
+    days: float = Field(8.0, gt=0, description="days per synthetic house")
+    seed: int = 0
+    channels: dict[Appliance, dict[int, int]] | None = Field(
+        None, description="appliance -> {house: N of ApplianceN}; overrides the REFIT mapping "
+                          "(source: refit) or the synthetic layout (source: synthetic)")
+
+    @model_validator(mode="after")
+    def _path_for_refit(self) -> "Dataset":
+        if self.source == "refit" and not self.path:
+            raise ValueError("source: refit needs path: a folder of CLEAN_House{N}.csv files")
+        return self
+
+
+class Training(Strict):
+    epochs: int = Field(8, ge=1)
+    batch_size: int = Field(256, ge=1)
+    learning_rate: float = Field(1e-3, gt=0)
+    patience: int = Field(3, ge=1)
+    max_train_windows: int = Field(16000, ge=100)
+    max_eval_windows: int = Field(4000, ge=10)
+    window_stride: int = Field(1, ge=1)
+    eval_stride: int = Field(3, ge=1, description="test windows every N samples (contiguous)")
+    on_fraction: float = Field(0.3, ge=0, le=1,
+                               description="share of training windows with the appliance on")
+    calibration_windows: int = Field(200, ge=2, description="balanced representative dataset")
+    seed: int = 0
+
+
+class CnnSpec(Strict):
+    filters: list[int] = Field(default_factory=lambda: [16, 16, 32, 32], min_length=1)
+    kernel_size: int = Field(9, ge=1)
+    dense: int = Field(64, ge=1)
+
+
+class TransformerSpec(Strict):
+    d_model: int = Field(32, ge=4)
+    heads: int = Field(2, ge=1)
+    layers: int = Field(2, ge=1)
+    ff: int = Field(64, ge=4)
+    stride: int = Field(4, ge=1, description="conv front end downsampling")
+
+
+class NilmWorkload(Strict):
+    """Seq2point NILM models trained on REFIT-format data (window 599, midpoint target)."""
+
+    kind: Literal["nilm"] = "nilm"
+    appliances: list[Appliance] = Field(min_length=1)
+    architectures: list[Architecture] = Field(default_factory=lambda: ["cnn", "transformer"],
+                                              min_length=1)
+    window: int = Field(599, ge=3)
+    dataset: Dataset = Dataset()
+    training: Training = Training()
+    cnn: CnnSpec = CnnSpec()
+    transformer: TransformerSpec = TransformerSpec()
+
+
+class ModelFile(Strict):
+    """A model the user brings: a .tflite used as is, or a .keras file / SavedModel dir to convert."""
+
+    name: str
+    path: str
+
+    @model_validator(mode="after")
+    def _name(self) -> "ModelFile":
+        if not NAME_RE.match(self.name):
+            raise ValueError(f"model name {self.name!r}: letters, digits, _ . - only")
+        return self
+
+
+class LatencySpec(Strict):
+    threads: list[int] = Field(default_factory=lambda: [1], min_length=1)
+    warmup_runs: int = Field(10, ge=0)
+    warmup_seconds: float = Field(0.5, ge=0)
+    runs: int = Field(50, ge=1)
+    min_seconds: float = Field(1.0, ge=0)
+    rounds: int = Field(5, ge=1, description="thread configurations interleaved in this many rounds")
+
+    @model_validator(mode="after")
+    def _threads(self) -> "LatencySpec":
+        for t in self.threads:
+            if t < 1:
+                raise ValueError(f"thread count {t} is not allowed: use 1 or more")
+        return self
+
+
+class ProfileSpec(Strict):
+    """Per-operator profiling: benchmark_model where the target has it, else op-split in the runner."""
+
+    method: Literal["auto", "op_split", "benchmark_model"] = "auto"
+    threads: int = Field(1, ge=1)
+    warmup_runs: int = Field(5, ge=0)
+    warmup_seconds: float = Field(0.1, ge=0)
+    runs: int = Field(20, ge=1)
+    min_seconds: float = Field(0.2, ge=0)
+
+
+class Measurements(Strict):
+    latency: LatencySpec | None = LatencySpec()
+    accuracy: bool = False
+    memory: bool = False
+    profile: ProfileSpec | None = None
+
+
+class Suite(Strict):
+    """One suite file."""
+
+    name: str
+    description: str | None = None
+    workload: NilmWorkload | None = None
+    models: list[ModelFile] = Field(default_factory=list)
+    variants: list[Variant] = Field(default_factory=lambda: list(ALL_VARIANTS), min_length=1)
+    measurements: Measurements = Measurements()
+    thresholds: dict[str, float] = Field(default_factory=dict,
+                                         description="regression thresholds per metric")
+
+    @model_validator(mode="after")
+    def _has_models(self) -> "Suite":
+        if self.workload is None and not self.models:
+            raise ValueError("a suite needs a workload: section or a models: list")
+        if not NAME_RE.match(self.name):
+            raise ValueError(f"suite name {self.name!r}: letters, digits, _ . - only")
+        return self
+
+
+def load_suite(path: Path) -> Suite:
+    """Read and validate a suite file."""
+    return load(Suite, path, "suite")

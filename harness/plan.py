@@ -1,0 +1,68 @@
+"""Expand suite × targets into jobs; drop what a target cannot run, with the reason."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.artifacts.build import ModelSpec, model_specs, variants_for
+from harness.config import Inventory, Suite
+from harness.devices import device_kind
+
+
+@dataclass(frozen=True)
+class Job:
+    """One model variant on one target with one runtime (all thread counts run in one process)."""
+
+    target: str
+    model: str
+    variant: str
+    runtime: str
+
+    @property
+    def job_id(self) -> str:
+        return f"{self.model}.{self.variant}.{self.runtime}"
+
+
+@dataclass(frozen=True)
+class Dropped:
+    """A combination the plan left out, and why."""
+
+    target: str
+    model: str
+    variant: str
+    reason: str
+
+
+@dataclass
+class Plan:
+    """What a run will do."""
+
+    suite: Suite
+    suite_path: Path
+    targets: list[str]
+    models: list[ModelSpec]
+    jobs: list[Job]
+    dropped: list[Dropped]
+
+    def jobs_for(self, target: str) -> list[Job]:
+        return [job for job in self.jobs if job.target == target]
+
+
+def make_plan(suite: Suite, suite_path: Path, inventory: Inventory, targets: list[str]) -> Plan:
+    """The run matrix: every model × variant × runtime on every selected target it can run on."""
+    specs = model_specs(suite, suite_path)
+    jobs: list[Job] = []
+    dropped: list[Dropped] = []
+    for name in targets:
+        target = inventory.targets[name]
+        kind = device_kind(target.kind)
+        runtimes = [target.runtime] + [r for r in target.runtimes if r != target.runtime]
+        for spec in specs:
+            for variant in variants_for(spec, suite):
+                reason = kind.unsupported(target, variant)
+                if reason:
+                    dropped.append(Dropped(name, spec.name, variant, reason))
+                    continue
+                jobs += [Job(name, spec.name, variant, runtime) for runtime in runtimes]
+    return Plan(suite, suite_path, targets, specs, jobs, dropped)

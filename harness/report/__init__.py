@@ -1,0 +1,1 @@
+"""Exporters over one report model: terminal (Rich), Markdown, CSV."""

@@ -1,0 +1,1 @@
+"""Tidy results: schema, run store, history, baselines."""

@@ -1,0 +1,94 @@
+"""Turn one runner result document into tidy rows (and raw sample series)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness import stats
+from harness.artifacts import Artifact
+from harness.results.schema import failure_row, make_row
+
+LATENCY_METRICS = (("median_ms", "median"), ("p90_ms", "p90"), ("p99_ms", "p99"),
+                   ("iqr_ms", "iqr"), ("mean_ms", "mean"), ("min_ms", "min"))
+
+
+def base_fields(ctx_fields: dict[str, Any], artifact: Artifact, result: dict | None) -> dict[str, Any]:
+    """Columns shared by every row of one job."""
+    fields = dict(ctx_fields, model=artifact.model, variant=artifact.variant,
+                  artifact_sha256=artifact.sha256)
+    if result and result.get("runtime"):
+        fields.update(runtime=result["runtime"]["name"], runtime_version=result["runtime"]["version"])
+    return fields
+
+
+def latency_rows(result: dict, fields: dict[str, Any]) -> tuple[list[dict], list[dict]]:
+    """Summary rows per thread count plus the raw sample series (µs → ms)."""
+    rows, series = [], []
+    governor = (result.get("environment") or {}).get("governor")
+    for entry in result.get("latency") or []:
+        samples_ms = np.asarray(entry["samples_us"], dtype=float) / 1e3
+        summary = stats.summarize(samples_ms)
+        valid, hint = stats.validity(summary, governor)
+        common = dict(fields, threads=entry["threads"], measurement="latency",
+                      delegate=entry.get("delegate"), delegated_nodes=entry.get("delegated_nodes"),
+                      undelegated_ops=len(entry.get("undelegated_ops") or []),
+                      method="runner", n=summary.n, valid=valid, hint=hint)
+        for metric, attribute in LATENCY_METRICS:
+            rows.append(make_row(**common, metric=metric, value=getattr(summary, attribute),
+                                 unit="ms"))
+        rows.append(make_row(**common, metric="outliers", value=summary.outliers, unit="count"))
+        if entry.get("undelegated_ops"):
+            rows.append(make_row(**common, metric="undelegated_ops", key=",".join(
+                entry["undelegated_ops"]), value=len(entry["undelegated_ops"]), unit="count"))
+        series.append({k: common.get(k) for k in ("target", "model", "variant", "runtime",
+                                                  "threads", "artifact_sha256")}
+                      | {"measurement": "latency", "metric": "median_ms", "unit": "ms",
+                         "samples": [round(s, 5) for s in samples_ms.tolist()]})
+    return rows, series
+
+
+def memory_rows(result: dict, fields: dict[str, Any]) -> list[dict]:
+    """Peak RSS footprint (peak minus the post-import baseline) and init time."""
+    memory = result.get("memory")
+    if not memory:
+        return []
+    common = dict(fields, measurement="memory", method="runner", n=1)
+    footprint = (memory["peak_rss_kb"] - memory["rss_baseline_kb"]) / 1024
+    return [
+        make_row(**common, metric="rss_footprint_mb", value=footprint, unit="MB"),
+        make_row(**common, metric="peak_rss_mb", value=memory["peak_rss_kb"] / 1024, unit="MB"),
+        make_row(**common, metric="init_ms", value=memory["init_ms"], unit="ms"),
+    ]
+
+
+def size_rows(artifact: Artifact, fields: dict[str, Any]) -> list[dict]:
+    """Bytes on disk of the artifact."""
+    if artifact.size_bytes is None:
+        return []
+    return [make_row(**fields, measurement="size", metric="size_bytes", value=artifact.size_bytes,
+                     unit="B", n=1)]
+
+
+def accuracy_rows(outputs: Path, artifact: Artifact, fields: dict[str, Any]) -> list[dict]:
+    """NILM metrics of the device's outputs against the held-out ground truth."""
+    from harness.workloads.nilm.metrics import metric_units, nilm_metrics
+
+    assert artifact.eval is not None
+    predicted = np.load(outputs).reshape(-1) * artifact.eval.max_power_w
+    truth = np.load(artifact.eval.truth_w).reshape(-1)
+    metrics = nilm_metrics(np.clip(predicted, 0, None), truth, artifact.eval.appliance,
+                          artifact.eval.sample_seconds)
+    units = metric_units()
+    return [make_row(**fields, measurement="accuracy", metric=name, value=value,
+                     unit=units.get(name), n=len(truth), key=artifact.eval.appliance)
+            for name, value in metrics.items()]
+
+
+def error_row(result: dict, fields: dict[str, Any]) -> dict:
+    """A failed runner result as one row."""
+    error = result.get("error") or {}
+    return failure_row(measurement="latency", error_kind=error.get("kind", "runner_crash"),
+                       message=error.get("message", "runner failed"), phase="run", **fields)

@@ -1,0 +1,37 @@
+"""Transports: how the controller reaches a target (local subprocess or SSH)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from harness.transport.base import CommandResult, Transport
+from harness.transport.local import LocalTransport
+
+if TYPE_CHECKING:
+    from harness.config.inventory import Target
+
+__all__ = ["CommandResult", "LocalTransport", "Transport", "connect"]
+
+
+def connect(name: str, target: "Target", inventory_path: str | Path | None = None) -> Transport:
+    """Open the transport for one target: local for a target without an ssh address, SSH otherwise.
+
+    Relative `identity_file` / `known_hosts` paths are resolved against the inventory's directory.
+    Raises `InfraError(kind=unreachable|auth|timeout|hostkey, phase="connect")` when the device
+    cannot be reached, `UserError` for a target that cannot be connected to at all.
+    """
+    from harness.config.inventory import NAME_RE
+    from harness.errors import UserError
+
+    if not NAME_RE.match(name):
+        raise UserError(f"target name {name!r} is not allowed (letters, digits, _ . -; max 64)")
+    if target.is_local:
+        return LocalTransport(name, Path(target.workdir).expanduser())
+    if target.ssh is None and target.host is None:
+        raise UserError(f"target {name!r} ({target.kind}) has no ssh address",
+                        hint="set `ssh: user@host[:port]`, or reach it `via` another target")
+    from harness.transport.ssh import SSHTransport
+
+    base_dir = Path(inventory_path).resolve().parent if inventory_path else None
+    return SSHTransport(name, target, base_dir=base_dir).open()

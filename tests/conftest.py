@@ -1,0 +1,37 @@
+"""Shared fixtures: small real TFLite models."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # testutil, for tests in sub-folders
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A small seq2point-shaped Keras model converted to float32 and full-int8 .tflite files."""
+    import numpy as np
+
+    from harness.artifacts.convert import convert, converter_factory, export_batch1
+
+    import keras
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((64, 1))
+    x = keras.layers.Conv1D(4, 5, activation="relu")(inputs)
+    x = keras.layers.MaxPooling1D(2)(x)
+    x = keras.layers.Flatten()(x)
+    outputs = keras.layers.Dense(1)(keras.layers.Dense(8, activation="relu")(x))
+    model = keras.Model(inputs, outputs)
+    folder = tmp_path_factory.mktemp("models")
+    model.save(folder / "tiny.keras")
+    factory = converter_factory(export_batch1(folder / "tiny.keras", folder / "saved", None))
+    representative = np.random.default_rng(0).standard_normal((16, 64, 1)).astype(np.float32)
+    paths = {"keras": folder / "tiny.keras"}
+    for variant in ("convert_only", "w8_a8"):
+        paths[variant] = folder / f"tiny_{variant}.tflite"
+        paths[variant].write_bytes(convert(factory, variant, representative))
+    return paths
