@@ -156,6 +156,31 @@ def _missing_jobs(plan: Plan, store: RunStore) -> list:
     return missing
 
 
+def import_run(tool: str, files: list[Path], target: str, model: str, variant: str, out: Path,
+               suite: str = "imported") -> RunResult:
+    """Store tool output a user already has (benchmark_model, edgetpu_compiler, trtexec) as a run."""
+    from harness.importer import import_files
+
+    started = time.perf_counter()
+    for path in files:
+        if not path.is_file():
+            raise UserError(f"harness import: {path} does not exist")
+    rows = import_files(tool, files, target, model, variant)
+    store = RunStore(out / suite / new_run_id())
+    for row in rows:
+        row.setdefault("suite", suite)
+        row["suite"] = row.get("suite") or suite
+    store.append(rows, [])
+    meta = {"run_id": store.run_id, "suite": {"name": suite}, "targets": [target],
+            "imported": {"tool": tool, "files": [str(p.resolve()) for p in files]},
+            "harness_version": __version__, "environment": {}}
+    store.write_meta(meta)
+    frame = store.finish()
+    report = build_report(frame, meta)
+    (store.dir / REPORT_FILE).write_text(markdown.render(report))
+    return RunResult(store.dir, frame, report, [], 0, 0, time.perf_counter() - started)
+
+
 def render_run(run_dir: Path) -> Report:
     """Rebuild the report of a stored run from its tidy table (no recomputation)."""
     from harness.results.store import load_frame

@@ -60,9 +60,21 @@ def run(suite: Optional[Path] = typer.Argument(None, help="suite YAML (omit with
         inventory: Path = InventoryOpt,
         out: Path = typer.Option(Path("reports"), "--out", "-o", help="where runs are stored"),
         resume: Optional[Path] = typer.Option(None, "--resume",
-                                              help="run directory to complete")) -> None:
+                                              help="run directory to complete"),
+        compare_baseline: bool = typer.Option(False, "--compare-baseline",
+                                              help="compare with baselines/<suite>.json"),
+        fail_on_regression: bool = typer.Option(False, "--fail-on-regression",
+                                                help="exit 1 on a regression (implies "
+                                                     "--compare-baseline)"),
+        update_baseline: bool = typer.Option(False, "--update-baseline",
+                                             help="make this run the suite's baseline"),
+        baselines: Path = typer.Option(Path("baselines"), "--baselines",
+                                       help="folder of committed baselines"),
+        history: Optional[Path] = typer.Option(None, "--history",
+                                               help="history database (default: OUT/history.sqlite)"),
+        ) -> None:
     """Build artifacts, measure them on the targets, store and report the run."""
-    from harness import api
+    from harness import api, cli_compare
     from harness.errors import UserError
     from harness.report import terminal
 
@@ -74,19 +86,41 @@ def run(suite: Optional[Path] = typer.Argument(None, help="suite YAML (omit with
     console.print(f"[bold]run stored in[/bold] {result.run_dir}  "
                   f"(artifacts: {result.built} built, {result.reused} reused from cache; "
                   f"{result.seconds:.1f} s)")
+    comparison = cli_compare.after_run(
+        result.run_dir, console, compare_baseline=compare_baseline or fail_on_regression,
+        update_baseline=update_baseline, history_path=history or out / "history.sqlite",
+        baselines=baselines)
+    if fail_on_regression and comparison is not None and comparison.regressed:
+        if result.failed_targets:
+            err_console.print(f"[red]target(s) failed: {', '.join(result.failed_targets)}[/red]")
+        raise typer.Exit(1)
     if result.failed_targets:
         err_console.print(f"[red]target(s) failed: {', '.join(result.failed_targets)}[/red]")
         raise typer.Exit(3)
 
 
 @app.command()
-def targets(inventory: Path = InventoryOpt) -> None:
+def targets(inventory: Path = InventoryOpt,
+            check: bool = typer.Option(False, "--check",
+                                       help="connect to each target and probe it: arch, OS, Python, "
+                                            "TFLite runtime, governor, temperature, disk"),
+            only: Optional[str] = typer.Option(None, "--targets", "-t",
+                                               help="with --check: targets or groups to probe")) -> None:
     """List the inventory: targets, kinds, how they are reached, groups."""
     from rich.table import Table
 
     from harness.config import load_inventory
 
     inv = load_inventory(inventory)
+    if check:
+        from harness.probe import any_unreachable, check_targets, render_check
+
+        names = inv.select(only) if only else list(inv.targets)
+        results = check_targets(names, inv, inventory)
+        console.print(render_check(results))
+        if any_unreachable(results):
+            raise typer.Exit(3)
+        return
     table = Table(title=f"Targets in {inventory}", title_justify="left")
     for column in ("name", "kind", "reached by", "runtime", "groups"):
         table.add_column(column)
@@ -120,6 +154,38 @@ def report(run_dir: Path = typer.Argument(..., help="a stored run directory"),
         output.write_text(text)
     else:
         sys.stdout.write(text)
+
+
+@app.command("import")
+def import_(tool: str = typer.Argument(..., help="benchmark_model | edgetpu_compiler | trtexec"),
+            files: list[Path] = typer.Argument(..., help="tool output files (CSV, logs, JSON)"),
+            target: str = typer.Option(..., "--target", help="device the output came from"),
+            model: str = typer.Option(..., "--model", help="model name"),
+            variant: str = typer.Option(..., "--variant", help="quantization variant"),
+            suite: str = typer.Option("imported", "--suite", help="suite name to store it under"),
+            out: Path = typer.Option(Path("reports"), "--out", "-o")) -> None:
+    """Turn output you already have into tidy rows, stored as a run like any other."""
+    from harness import api
+    from harness.errors import UserError
+    from harness.report import terminal
+
+    if tool not in ("benchmark_model", "edgetpu_compiler", "trtexec"):
+        raise UserError(f"harness import: unknown tool {tool!r}",
+                        hint="use benchmark_model, edgetpu_compiler or trtexec")
+    result = api.import_run(tool, files, target, model, variant, out, suite)
+    terminal.render(result.report, console)
+    console.print(f"[bold]{len(result.frame)} rows stored in[/bold] {result.run_dir}")
+
+
+def _register_compare_commands() -> None:
+    from harness import cli_compare
+
+    app.command("compare")(cli_compare.compare)
+    app.add_typer(cli_compare.baseline_app, name="baseline")
+    app.command("history")(cli_compare.history)
+
+
+_register_compare_commands()
 
 
 def entry() -> None:

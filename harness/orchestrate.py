@@ -22,7 +22,12 @@ from harness.transport import Transport
 log = logging.getLogger("harness.orchestrate")
 TARGETS_SRC = Path(__file__).resolve().parent.parent / "targets"
 # errors after which the rest of a target's jobs cannot run either
-FATAL_KINDS = {"unreachable", "auth", "hostkey", "timeout", "runtime_missing", "tool_missing"}
+FATAL_KINDS = {"unreachable", "auth", "hostkey", "runtime_missing", "tool_missing"}
+# errors that make a run exit 3 (the target or a tool failed); a model the device cannot run
+# (conversion_failed, unsupported_op, does_not_fit, ...) is a result, not an infrastructure failure
+INFRA_KINDS = FATAL_KINDS | {"timeout", "runner_crash", "push_failed", "device_missing",
+                             "tool_failed", "infra", "user_error", "onnxruntime_missing",
+                             "trtexec_failed", "compile_failed"}
 
 
 @dataclass
@@ -38,6 +43,7 @@ class TargetContext:
     profile_spec: dict | None = None
     runner_dir: str = ""
     environment: dict[str, Any] = field(default_factory=dict)
+    state: dict[str, Any] = field(default_factory=dict)  # per-target caches of the device kind
 
     @property
     def fields(self) -> dict[str, Any]:
@@ -98,8 +104,13 @@ def run_plan(plan: Plan, inventory: Inventory, artifacts: dict[tuple[str, str], 
             sink(outcome)
 
     def one(name: str) -> TargetOutcome:
-        return run_target(name, inventory.targets[name], plan, artifacts, local_root / name, cache,
-                          locked_sink, advance, connect)
+        target = inventory.targets[name]
+        reach = connect
+        if target.via:  # a board plugged into another target is reached through that one
+            host = inventory.targets[target.via]
+            reach = lambda _name, _target: connect(target.via, host)  # noqa: E731
+        return run_target(name, target, plan, artifacts, local_root / name, cache, locked_sink,
+                          advance, reach)
 
     with ThreadPoolExecutor(max_workers=max(1, len(plan.targets))) as pool:
         return list(pool.map(one, plan.targets))
@@ -108,40 +119,42 @@ def run_plan(plan: Plan, inventory: Inventory, artifacts: dict[tuple[str, str], 
 def run_target(name: str, target: Target, plan: Plan, artifacts: dict[tuple[str, str], Artifact],
                local_dir: Path, cache: Path, sink: Sink, advance: Advance,
                connect: Callable[[str, Target], Transport]) -> TargetOutcome:
-    """All jobs of one target, one at a time; failures become rows and the rest goes on."""
+    """All jobs of one target, one at a time; failures become rows and the rest goes on.
+
+    After a failure that no later job can escape (unreachable, auth, runtime or tool missing), the
+    remaining jobs are recorded as failed with the same cause, but their device artifacts are still
+    built, so the user sees what would have been deployed.
+    """
     outcome = TargetOutcome(name)
-    jobs = plan.jobs_for(name)
     kind = device_kind(target.kind)
-    fields = {"suite": plan.suite.name, "target": name, "device_kind": target.kind}
+    fatal: InfraError | None = None
+    transport: Transport | None = None
     try:
         transport = connect(name, target)
     except InfraError as exc:
-        outcome.rows += [_job_failure(job, artifacts, fields, exc, "connect") for job in jobs]
-        for job in jobs:
-            advance(name)
-        outcome.failed = True
-        sink(outcome)
-        return outcome
-    ctx = TargetContext(name, target, transport, plan.suite, local_dir, cache,
+        exc.phase = exc.phase or "connect"
+        fatal = exc
+    ctx = TargetContext(name, target, transport, plan.suite, local_dir, cache,  # type: ignore[arg-type]
                         profile_spec=_profile_spec(plan.suite))
-    fatal: InfraError | None = None
     try:
-        for job in jobs:
-            artifact = artifacts[(job.model, job.variant)]
-            job_rows, job_series = _run_job(kind, ctx, job, artifact, fatal)
-            if job_rows and job_rows[-1].get("status") == "failed":
-                outcome.failed = outcome.failed or job_rows[-1].get("error_kind") not in (
-                    "conversion_failed",)
-                if job_rows[-1].get("error_kind") in FATAL_KINDS and fatal is None:
-                    fatal = InfraError(job_rows[-1]["message"], kind=job_rows[-1]["error_kind"],
-                                       phase=job_rows[-1].get("phase"))
+        for job in plan.jobs_for(name):
+            job_rows, job_series = _run_job(kind, ctx, job, artifacts[(job.model, job.variant)],
+                                            fatal)
+            failure = next((r for r in job_rows if r.get("status") == "failed"
+                            and r.get("error_kind") in INFRA_KINDS), None)
+            if failure is not None:
+                outcome.failed = True
+                if fatal is None and failure["error_kind"] in FATAL_KINDS:
+                    fatal = InfraError(failure["message"], kind=failure["error_kind"],
+                                       phase=failure.get("phase"))
             outcome.rows += job_rows
             outcome.series += job_series
             outcome.environment = dict(ctx.environment)
             sink(TargetOutcome(name, job_rows, job_series, outcome.environment, outcome.failed))
             advance(name)
     finally:
-        transport.close()
+        if transport is not None:
+            transport.close()
     return outcome
 
 
@@ -153,25 +166,37 @@ def _run_job(kind: Any, ctx: TargetContext, job: Job, artifact: Artifact,
                             message=artifact.error or "not built", phase="build",
                             model=job.model, variant=job.variant, **fields)], []
     if fatal is not None:
-        return [_job_failure(job, {(job.model, job.variant): artifact}, fields, fatal,
-                             fatal.phase)], []
+        return _build_only(kind, ctx, job, artifact, fields) + [
+            _job_failure(job, artifact, fields, fatal)], []
     try:
         if not ctx.runner_dir:
             ctx.ensure_runner()
         prepared = kind.prepare(ctx.target, artifact, ctx.cache)
         return kind.execute(ctx, job, prepared)
     except HarnessError as exc:
-        kind_name = getattr(exc, "kind", "user_error")
         log.warning("%s: %s %s failed: %s", ctx.name, job.model, job.variant, exc)
-        return [_job_failure(job, {(job.model, job.variant): artifact}, fields, exc,
-                             getattr(exc, "phase", None) or "run", kind_name)], []
+        return [_job_failure(job, artifact, fields, exc)], []
 
 
-def _job_failure(job: Job, artifacts: dict, fields: dict, exc: HarnessError, phase: str | None,
-                 kind: str | None = None) -> dict:
-    artifact = artifacts.get((job.model, job.variant))
-    return failure_row(measurement="latency", error_kind=kind or getattr(exc, "kind", "infra"),
-                       message=str(exc), phase=phase, model=job.model, variant=job.variant,
+def _build_only(kind: Any, ctx: TargetContext, job: Job, artifact: Artifact,
+                fields: dict) -> list[dict]:
+    """Build a device kind's artifacts without running them (the device cannot be used)."""
+    if not hasattr(kind, "build_rows"):
+        return []
+    try:
+        prepared = kind.prepare(ctx.target, artifact, ctx.cache)
+        return kind.build_rows(prepared, dict(fields, model=job.model, variant=job.variant,
+                                              artifact_sha256=artifact.sha256))
+    except HarnessError as exc:
+        return [failure_row(measurement="build", error_kind=getattr(exc, "kind", "build_failed"),
+                            message=str(exc), phase="build", model=job.model, variant=job.variant,
+                            **fields)]
+
+
+def _job_failure(job: Job, artifact: Artifact | None, fields: dict, exc: HarnessError) -> dict:
+    return failure_row(measurement="latency", error_kind=getattr(exc, "kind", "user_error"),
+                       message=str(exc), phase=getattr(exc, "phase", None) or "run",
+                       model=job.model, variant=job.variant,
                        artifact_sha256=artifact.sha256 if artifact else None,
                        **dict(fields, runtime=job.runtime))
 

@@ -241,6 +241,12 @@ def run_job(job: dict, base: Path) -> dict[str, Any]:
     """Execute one job; every failure becomes an error document, never a traceback on stdout."""
     import numpy as np
 
+    if job.get("runtime") == "onnxruntime":  # shipped beside this file: ONNX Runtime jobs
+        from ort_runner import run_job as run_ort_job
+        return run_ort_job(job, base, sys.modules[__name__])
+    if job.get("delegate"):  # shipped beside this file: external delegates (Edge TPU)
+        from delegate_runner import run_job as run_delegate_job
+        return run_delegate_job(job, base, sys.modules[__name__])
     result: dict[str, Any] = {"schema_version": SCHEMA_VERSION, "job_id": job["job_id"],
                               "status": "ok", "error": None, "latency": [], "outputs": None,
                               "memory": None, "profile": None}

@@ -42,14 +42,14 @@ class Dataset(Strict):
 
 
 class Training(Strict):
-    epochs: int = Field(8, ge=1)
-    batch_size: int = Field(256, ge=1)
+    epochs: int = Field(16, ge=1)
+    batch_size: int = Field(64, ge=1)
     learning_rate: float = Field(1e-3, gt=0)
-    patience: int = Field(3, ge=1)
-    max_train_windows: int = Field(16000, ge=100)
-    max_eval_windows: int = Field(4000, ge=10)
+    patience: int = Field(4, ge=1)
+    max_train_windows: int = Field(8000, ge=100)
+    max_eval_windows: int = Field(5400, ge=10,
+                                  description="test windows, spread evenly over the test houses")
     window_stride: int = Field(1, ge=1)
-    eval_stride: int = Field(3, ge=1, description="test windows every N samples (contiguous)")
     on_fraction: float = Field(0.3, ge=0, le=1,
                                description="share of training windows with the appliance on")
     calibration_windows: int = Field(200, ge=2, description="balanced representative dataset")
@@ -58,7 +58,7 @@ class Training(Strict):
 
 class CnnSpec(Strict):
     filters: list[int] = Field(default_factory=lambda: [16, 16, 32, 32], min_length=1)
-    kernel_size: int = Field(9, ge=1)
+    kernel_size: int = Field(5, ge=1)
     dense: int = Field(64, ge=1)
 
 
@@ -122,6 +122,8 @@ class ProfileSpec(Strict):
     warmup_seconds: float = Field(0.1, ge=0)
     runs: int = Field(20, ge=1)
     min_seconds: float = Field(0.2, ge=0)
+    rounds: int = Field(5, ge=1)
+    models: list[str] | None = Field(None, description="profile only these models (default: all)")
 
 
 class Measurements(Strict):

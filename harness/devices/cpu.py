@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any
 from harness.artifacts import Artifact
 from harness.config import Target
 from harness.errors import InfraError
+from harness.devices.benchmark_model import benchmark_model_command, find_benchmark_model
+from harness.results import profile_rows
 from harness.results import rows as result_rows
 from harness.results.schema import failure_row
 
@@ -27,6 +29,31 @@ def prepare(target: Target, artifact: Artifact, cache: Path) -> Artifact:
     return artifact
 
 
+def profile_method(ctx: "TargetContext") -> str | None:
+    """How this target profiles per operator: benchmark_model if it has one, else op-split."""
+    spec = ctx.profile_spec
+    if spec is None:
+        return None
+    if "profile_method" not in ctx.state:
+        method = spec["method"]
+        if method in ("auto", "benchmark_model"):
+            binary = find_benchmark_model(ctx.target, ctx.transport)
+            if binary is None and method == "benchmark_model":
+                raise InfraError(f"{ctx.name}: profile method benchmark_model, but the target has "
+                                 "none on PATH", kind="tool_missing", phase="probe",
+                                 hint="set `benchmark_model:` in the inventory, or use "
+                                      "method: op_split")
+            ctx.state["benchmark_model"] = binary
+            method = "benchmark_model" if binary else "op_split"
+        ctx.state["profile_method"] = method
+    return ctx.state["profile_method"]
+
+
+def _profiles(ctx: "TargetContext", job: "Job") -> bool:
+    spec = ctx.profile_spec
+    return spec is not None and (spec.get("models") is None or job.model in spec["models"])
+
+
 def runner_job(ctx: "TargetContext", job: "Job", model_remote: str,
                inputs_remote: str | None, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """The job document the device-side runner reads."""
@@ -36,7 +63,7 @@ def runner_job(ctx: "TargetContext", job: "Job", model_remote: str,
         measure["latency"] = spec.latency.model_dump()
     if inputs_remote:
         measure["outputs"] = {"inputs": inputs_remote}
-    if ctx.profile_spec is not None:
+    if _profiles(ctx, job) and profile_method(ctx) == "op_split":
         measure["profile"] = ctx.profile_spec
     return {"schema_version": 1, "job_id": job.job_id, "model": model_remote,
             "runtime": job.runtime, "measure": measure, "result": f"results/{job.job_id}.json",
@@ -75,21 +102,32 @@ def run_runner(ctx: "TargetContext", job: "Job", artifact: Artifact,
 
 def execute(ctx: "TargetContext", job: "Job", artifact: Artifact) -> tuple[list[dict], list[dict]]:
     """Measure one artifact on the target: rows and raw sample series."""
+    if job.runtime == "onnxruntime":
+        from harness.devices import onnxrt
+
+        return onnxrt.execute(ctx, job, artifact)
     result, outputs = run_runner(ctx, job, artifact)
     fields = result_rows.base_fields(ctx.fields, artifact, result)
     fields.setdefault("runtime", job.runtime)
     ctx.record_environment(result)
     if result.get("status") != "ok":
         return [result_rows.error_row(result, fields)], []
-    return collect_rows(ctx, result, outputs, artifact, fields)
+    rows, series = collect_rows(ctx, result, outputs, artifact, fields)
+    if _profiles(ctx, job) and profile_method(ctx) == "benchmark_model":
+        assert artifact.path is not None
+        remote = f"artifacts/{artifact.sha256}{artifact.path.suffix}"  # where ctx.push put it
+        rows += benchmark_model_profile(ctx, remote, fields)
+    return rows, series
 
 
 def collect_rows(ctx: "TargetContext", result: dict, outputs: Path | None, artifact: Artifact,
                  fields: dict[str, Any]) -> tuple[list[dict], list[dict]]:
     """All rows of one successful runner result."""
     rows, series = result_rows.latency_rows(result, fields)
-    rows += result_rows.memory_rows(result, fields)
-    rows += result_rows.size_rows(artifact, fields)
+    rows += profile_rows.memory_rows(result.get("memory"), fields, artifact.path)
+    if ctx.suite.measurements.memory and artifact.path is not None:
+        rows += profile_rows.tflm_rows(artifact.path, artifact.variant, fields,
+                                       ctx.target.ram_kb, ctx.target.flash_kb)
     if outputs is not None:
         try:
             rows += result_rows.accuracy_rows(outputs, artifact, fields)
@@ -97,7 +135,24 @@ def collect_rows(ctx: "TargetContext", result: dict, outputs: Path | None, artif
             rows.append(failure_row(measurement="accuracy", error_kind="accuracy_failed",
                                     message=str(exc), **fields))
     if result.get("profile"):
-        from harness.results.profile_rows import profile_rows
-
-        rows += profile_rows(result["profile"], fields)
+        rows += profile_rows.op_split_rows(result["profile"], fields)
     return rows, series
+
+
+def benchmark_model_profile(ctx: "TargetContext", model_remote: str,
+                            fields: dict[str, Any]) -> list[dict]:
+    """Per-op profile with the target's own benchmark_model binary (CSV + console parsed)."""
+    spec = ctx.profile_spec or {}
+    csv_remote = f"results/{Path(model_remote).stem}.profile.csv"
+    argv = benchmark_model_command(ctx.state["benchmark_model"], model_remote, spec["threads"],
+                                   spec["warmup_runs"], spec["runs"], csv_remote)
+    outcome = ctx.transport.run(argv, timeout=ctx.target.command_timeout)
+    if not outcome.ok:
+        return [failure_row(measurement="profile", error_kind="tool_failed", phase="profile",
+                            message=f"benchmark_model exit {outcome.exit_code}: "
+                                    f"{(outcome.stderr.strip().splitlines() or [''])[-1]}",
+                            **fields)]
+    local_csv = ctx.local_dir / csv_remote
+    ctx.transport.get(csv_remote, local_csv)
+    return profile_rows.benchmark_model_rows(local_csv.read_text(),
+                                             outcome.stdout + outcome.stderr, fields)

@@ -103,6 +103,98 @@ def metric_table(frame: pd.DataFrame, measurement: str, title: str,
     return table
 
 
+ACCURACY_ORDER = ["mae", "sae", "nde", "epd", "epd_e", "acc", "f1", "mcc"]
+FLOAT_VARIANT = "convert_only"
+
+
+def accuracy_table(frame: pd.DataFrame) -> Table | None:
+    """NILM metrics per target × model × variant, each with its delta against the float model."""
+    data = _ok(frame[frame["measurement"] == "accuracy"])
+    if data.empty:
+        return None
+    index = ["target", "model", "variant", "runtime"]
+    wide = data.pivot_table(index=index, columns="metric", values="value", aggfunc="first",
+                            sort=False, dropna=False)
+    metrics = [m for m in ACCURACY_ORDER if m in wide.columns] + [
+        m for m in wide.columns if m not in ACCURACY_ORDER]
+    table = Table("Accuracy on held-out data (Δ vs float on the same target)", index + metrics)
+    for key, values in wide.iterrows():
+        reference = (key[0], key[1], FLOAT_VARIANT, key[3])
+        base = wide.loc[reference] if key[2] != FLOAT_VARIANT and reference in wide.index else None
+        cells = []
+        for metric in metrics:
+            cell = fmt(values.get(metric))
+            if base is not None:
+                delta = values.get(metric) - base.get(metric)
+                if not (isinstance(delta, float) and math.isnan(delta)):
+                    cell += f" ({delta:+.3g})"
+            cells.append(cell)
+        table.rows.append([fmt(k) for k in key] + cells)
+    return table
+
+
+TOP_OPS = 5
+
+
+def profile_tables(frame: pd.DataFrame) -> list[Table]:
+    """Per model × variant: whole vs sum of ops, the top operators, and time by node type."""
+    data = _ok(frame[frame["measurement"] == "profile"])
+    if data.empty:
+        return []
+    summary = Table("Per-op profile: whole model vs sum of operators",
+                    ["target", "model", "variant", "method", "threads", "whole ms", "sum of ops ms",
+                     "sum/whole", "top operators (% of op time)"])
+    types = Table("Per-op profile: time by node type",
+                  ["target", "model", "variant", "method", "node type", "nodes", "ms", "%"])
+    keys = ["target", "model", "variant", "method"]
+    for key, group in data.groupby(keys, sort=False, dropna=False):
+        metric = {m: v for m, v in group[group["key"].isna()][["metric", "value"]].itertuples(
+            index=False)}
+        nodes = group[group["metric"] == "node_pct"].sort_values("value", ascending=False)
+        top = ", ".join(f"{r.node_type} {r.value:.0f}%" for r in nodes.head(TOP_OPS).itertuples())
+        threads = fmt(group["threads"].dropna().iloc[0]) if group["threads"].notna().any() else "-"
+        summary.rows.append([fmt(k) for k in key] + [
+            threads, fmt(metric.get("whole_ms")), fmt(metric.get("sum_op_ms")),
+            fmt(metric.get("sum_vs_whole_ratio")), top or "-"])
+        by_type = group[group["metric"].isin(["type_ms", "type_pct", "type_count"])].pivot_table(
+            index="key", columns="metric", values="value", aggfunc="first")
+        if "type_ms" in by_type:
+            for node_type, values in by_type.sort_values("type_ms", ascending=False).iterrows():
+                types.rows.append([fmt(k) for k in key] + [
+                    str(node_type), fmt(values.get("type_count")), fmt(values.get("type_ms")),
+                    fmt(values.get("type_pct"))])
+    return [summary, types]
+
+
+MEMORY_COLUMNS = [("size_bytes", "size", _size), ("parameter_count", "params", fmt),
+                  ("rss_footprint_mb", "RSS footprint MB", fmt), ("init_ms", "init ms", fmt),
+                  ("tflm_arena_bytes", "TFLM arena", _size), ("mcu_fits", "fits MCU", None),
+                  ("ram_margin_bytes", "RAM margin", _size),
+                  ("flash_margin_bytes", "flash margin", _size)]
+
+
+def memory_table(frame: pd.DataFrame) -> Table | None:
+    """Size on disk, parameters, RSS footprint, init time, TFLM arena and whether it fits."""
+    data = _ok(frame[frame["measurement"].isin(["memory", "size"])])
+    if data.empty:
+        return None
+    index = ["target", "model", "variant"]
+    wide = data.pivot_table(index=index, columns="metric", values="value", aggfunc="first",
+                            sort=False)
+    present = [c for c in MEMORY_COLUMNS if c[0] in wide.columns]
+    table = Table("Memory and size", index + [title for _, title, _ in present])
+    for key, values in wide.iterrows():
+        cells = []
+        for metric, _, render in present:
+            value = values.get(metric)
+            if render is None:  # a yes/no verdict
+                cells.append("-" if pd.isna(value) else ("yes" if value else "no"))
+            else:
+                cells.append(render(value))
+        table.rows.append([fmt(k) for k in key] + cells)
+    return table
+
+
 def build_report(frame: pd.DataFrame, meta: dict[str, Any]) -> Report:
     """The whole report of one run."""
     targets = [t for t in dict.fromkeys(frame["target"].dropna()) if isinstance(t, str)]
@@ -117,11 +209,10 @@ def build_report(frame: pd.DataFrame, meta: dict[str, Any]) -> Report:
                        f"Python {env.get('python', '?')} · {runtimes or 'no runtime'}")
     tables = [latency_table(frame, target) for target in targets]
     extra = [
-        metric_table(frame, "accuracy", "Accuracy on held-out data",
-                     ["target", "model", "variant", "runtime"]),
-        metric_table(frame, "memory", "Memory", ["target", "model", "variant", "runtime"]),
+        accuracy_table(frame),
+        memory_table(frame),
     ]
-    tables += [t for t in extra if t is not None]
+    tables += [t for t in extra if t is not None] + profile_tables(frame)
     failures = failures_table(frame)
     if failures.rows:
         tables.append(failures)

@@ -50,28 +50,6 @@ def latency_rows(result: dict, fields: dict[str, Any]) -> tuple[list[dict], list
     return rows, series
 
 
-def memory_rows(result: dict, fields: dict[str, Any]) -> list[dict]:
-    """Peak RSS footprint (peak minus the post-import baseline) and init time."""
-    memory = result.get("memory")
-    if not memory:
-        return []
-    common = dict(fields, measurement="memory", method="runner", n=1)
-    footprint = (memory["peak_rss_kb"] - memory["rss_baseline_kb"]) / 1024
-    return [
-        make_row(**common, metric="rss_footprint_mb", value=footprint, unit="MB"),
-        make_row(**common, metric="peak_rss_mb", value=memory["peak_rss_kb"] / 1024, unit="MB"),
-        make_row(**common, metric="init_ms", value=memory["init_ms"], unit="ms"),
-    ]
-
-
-def size_rows(artifact: Artifact, fields: dict[str, Any]) -> list[dict]:
-    """Bytes on disk of the artifact."""
-    if artifact.size_bytes is None:
-        return []
-    return [make_row(**fields, measurement="size", metric="size_bytes", value=artifact.size_bytes,
-                     unit="B", n=1)]
-
-
 def accuracy_rows(outputs: Path, artifact: Artifact, fields: dict[str, Any]) -> list[dict]:
     """NILM metrics of the device's outputs against the held-out ground truth."""
     from harness.workloads.nilm.metrics import metric_units, nilm_metrics

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 import subprocess
 from pathlib import Path
 
@@ -40,7 +41,7 @@ class LocalTransport:
         """Copy a file into the work dir (atomically: copy then rename)."""
         dest = self._path(remote)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_name(dest.name + ".part")
+        tmp = dest.with_name(f"{dest.name}.{os.getpid()}.{threading.get_ident()}.part")
         shutil.copyfile(local, tmp)
         os.replace(tmp, dest)
 

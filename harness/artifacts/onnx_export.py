@@ -1,0 +1,200 @@
+"""ONNX artifacts: the Keras source model exported with tf2onnx (fixed batch 1), checked against
+Keras with ONNX Runtime.
+
+The export is cached by the source model's content hash (+ opset, tf2onnx and TensorFlow versions
+and this file). The check runs the Keras model and the ONNX model through ONNX Runtime on the same
+inputs (the first held-out windows when the artifact has evaluation data, else seeded normal noise)
+and records the maximum absolute difference; a difference beyond `atol + rtol·|keras|` is a build
+error, never a silent number.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness.artifacts.cache import code_version, key_of, package_version, sha256_file, write_json
+from harness.errors import InfraError, UserError
+
+log = logging.getLogger("harness.artifacts.onnx")
+
+OPSET = 17
+ATOL, RTOL = 1e-4, 1e-3
+CHECK_INPUTS = 8
+INPUT_NAME = "input"
+INSTALL_HINT = "pip install 'harness[onnx]' (onnxruntime, tf2onnx, onnx)"
+
+
+@dataclass
+class OnnxExport:
+    """One exported ONNX model and its check against Keras."""
+
+    path: Path
+    sha256: str
+    size_bytes: int
+    opset: int
+    input_name: str
+    input_shape: list[int]
+    max_abs_diff: float
+    checked_inputs: int
+    tf2onnx_version: str | None
+    onnxruntime_version: str | None
+    cached: bool = False
+
+    def meta(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["path"] = str(self.path)
+        out.pop("cached")
+        return out
+
+
+class OnnxCheckError(UserError):
+    """The exported model does not compute what the Keras model computes."""
+
+
+def _tree_sha(path: Path) -> str:
+    if path.is_file():
+        return sha256_file(path)
+    return key_of([(str(p.relative_to(path)), sha256_file(p)) for p in sorted(path.rglob("*"))
+                   if p.is_file()])
+
+
+def load_source(source: Path) -> tuple[Any, tuple[int, ...]]:
+    """(callable on a (1, ...) float32 batch, input shape without batch) of a Keras model/SavedModel."""
+    try:
+        import harness.workloads.nilm.models  # noqa: F401 - registers the NILM custom layers
+    except ImportError:  # pragma: no cover - workload optional
+        pass
+    if source.is_dir():
+        import tensorflow as tf
+
+        loaded = tf.saved_model.load(str(source))
+        fn = loaded.signatures["serving_default"]
+        spec = next(iter(fn.structured_input_signature[1].values()))
+        shape = tuple(int(d) for d in spec.shape[1:])
+
+        def call(x: Any) -> Any:
+            out = fn(x)
+            return next(iter(out.values())) if isinstance(out, dict) else out
+        return call, shape
+    import keras
+
+    model = keras.models.load_model(source, compile=False)
+    shape = model.input_shape
+    if isinstance(shape, list):
+        raise UserError(f"{source}: models with several inputs are not supported for ONNX export")
+    if any(d is None for d in shape[1:]):
+        raise UserError(f"{source}: input shape {shape} is not static",
+                        hint="give the Keras model a fixed input shape (batch 1 is set here)")
+    return model, tuple(int(d) for d in shape[1:])
+
+
+def _erfc_handler(ctx: Any, node: Any, name: str, args: Any) -> Any:
+    """tf2onnx has no Erfc (Keras' exact GELU uses it): erfc(x) = 1 - erf(x)."""
+    from tf2onnx import utils
+
+    node.type = "Erf"
+    node.domain = ""
+    one = ctx.make_const(utils.make_name("erfc_one"), np.array(1, dtype=np.float32))
+    ctx.insert_new_node_on_output("Sub", node.output[0], name=utils.make_name("erfc_sub"),
+                                  inputs=[one.output[0], node.output[0]])
+    return node
+
+
+def convert_to_onnx(source: Path, opset: int = OPSET) -> tuple[bytes, tuple[int, ...], Any]:
+    """(ONNX bytes, input shape without batch, the Keras callable) with a fixed batch of 1."""
+    try:
+        import tensorflow as tf
+        import tf2onnx
+    except ImportError as exc:
+        raise InfraError(f"ONNX export needs tf2onnx and TensorFlow ({exc})", kind="tool_missing",
+                         phase="build", hint=INSTALL_HINT) from exc
+    logging.getLogger("tf2onnx").setLevel(logging.ERROR)
+    model, shape = load_source(source)
+    signature = (tf.TensorSpec((1, *shape), tf.float32, name=INPUT_NAME),)
+    function = tf.function(lambda x: model(x))
+    try:
+        proto, _ = tf2onnx.convert.from_function(function, input_signature=signature, opset=opset,
+                                                 custom_op_handlers={"Erfc": (_erfc_handler, [])})
+    except Exception as exc:  # noqa: BLE001 - tf2onnx raises many types; all mean "cannot export"
+        raise UserError(f"{source}: tf2onnx cannot export the model: {str(exc)[:300]}",
+                        hint="use operators tf2onnx supports (see its support_status)") from exc
+    return proto.SerializeToString(), shape, model
+
+
+def _check_inputs(shape: tuple[int, ...], eval_inputs: Path | None) -> np.ndarray:
+    if eval_inputs is not None and Path(eval_inputs).is_file():
+        windows = np.load(eval_inputs, mmap_mode="r")
+        if windows.shape[1:] == shape or windows[0].size == int(np.prod(shape)):
+            picked = np.asarray(windows[:CHECK_INPUTS], dtype=np.float32)
+            return picked.reshape((len(picked), *shape))
+    return np.random.default_rng(0).standard_normal((CHECK_INPUTS, *shape)).astype(np.float32)
+
+
+def ort_session(path: Path | bytes, threads: int = 1) -> Any:
+    """An ONNX Runtime CPU session (InfraError if onnxruntime is missing)."""
+    try:
+        import onnxruntime as ort
+    except ImportError as exc:
+        raise InfraError(f"onnxruntime is not installed ({exc})", kind="tool_missing",
+                         phase="build", hint=INSTALL_HINT) from exc
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    model = path if isinstance(path, bytes) else str(path)
+    return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+
+
+def max_abs_diff(keras_model: Any, session: Any, inputs: np.ndarray) -> tuple[float, float]:
+    """(max |keras − onnx|, max |keras|) over the inputs, one window at a time (batch 1)."""
+    name = session.get_inputs()[0].name
+    worst, scale = 0.0, 0.0
+    for window in inputs:
+        x = window[np.newaxis].astype(np.float32)
+        expected = np.asarray(keras_model(x), dtype=np.float32)
+        got = np.asarray(session.run(None, {name: x})[0], dtype=np.float32)
+        worst = max(worst, float(np.max(np.abs(expected.reshape(got.shape) - got))))
+        scale = max(scale, float(np.max(np.abs(expected))))
+    return worst, scale
+
+
+def export_onnx(source: Path, cache: Path, eval_inputs: Path | None = None,
+                opset: int = OPSET) -> OnnxExport:
+    """Export (or reuse) the ONNX model of a Keras model, checked with ONNX Runtime."""
+    source = Path(source)
+    if not source.exists():
+        raise UserError(f"{source}: the Keras source model does not exist",
+                        hint="rebuild the artifacts (the cache may have been cleared)")
+    key = key_of("onnx", _tree_sha(source), opset, code_version("artifacts/onnx_export.py"),
+                 package_version("tf2onnx"), package_version("tensorflow-cpu", "tensorflow"))
+    folder = cache / "onnx"
+    path, meta_path = folder / f"{key}.onnx", folder / f"{key}.json"
+    if path.is_file() and meta_path.is_file():
+        meta = json.loads(meta_path.read_text())
+        meta.update(path=path, cached=True)
+        return OnnxExport(**meta)
+    data, shape, keras_model = convert_to_onnx(source, opset)
+    session = ort_session(data)
+    inputs = _check_inputs(shape, eval_inputs)
+    diff, scale = max_abs_diff(keras_model, session, inputs)
+    if not diff <= ATOL + RTOL * scale:
+        raise OnnxCheckError(f"{source}: the ONNX export differs from Keras by up to {diff:.3g} "
+                             f"(outputs up to {scale:.3g}; allowed {ATOL + RTOL * scale:.3g})",
+                             hint="an operator was converted wrongly; try another opset")
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".{os.getpid()}.part")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+    import onnxruntime
+
+    export = OnnxExport(path, sha256_file(path), path.stat().st_size, opset, INPUT_NAME,
+                        [1, *shape], diff, len(inputs), package_version("tf2onnx"),
+                        onnxruntime.__version__)
+    write_json(meta_path, export.meta())
+    return export

@@ -1,0 +1,249 @@
+"""Regression baselines: one small, diff-friendly JSON file per suite, `baselines/<suite>.json`.
+
+Meant to be committed. Keys are sorted, every row and every sample series is one line, rows are
+sorted by their key, so a new baseline shows up in `git diff` as the lines that changed. It holds
+the tidy rows (summary statistics, failures included), up to `MAX_SAMPLES` raw samples per series
+(evenly spaced in time order, enough for the Mann-Whitney test), the environment per target and,
+when set from several runs, each row's run-to-run noise (`"noise"`, sd of log(value)).
+The file is plain JSON: `json.load` reads it.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from harness import __version__, stats
+from harness.errors import UserError
+from harness.results.schema import COLUMNS, KEY_COLUMNS, to_frame
+
+SCHEMA_VERSION = 1
+MAX_SAMPLES = 200
+DEFAULT_DIR = Path("baselines")
+# columns kept per row (others are empty in a baseline or not needed to compare)
+ROW_COLUMNS = KEY_COLUMNS + [
+    "device_kind", "artifact_sha256", "runtime_version", "delegate", "method", "value", "unit", "n",
+    "valid", "hint", "status", "error_kind", "phase", "message",
+]
+SAMPLE_KEYS = ["target", "model", "variant", "runtime", "threads", "measurement", "metric",
+               "artifact_sha256", "unit"]
+VOLATILE_ENV_KEYS = {"temperature_c"}
+
+
+@dataclass
+class Baseline:
+    """A baseline as read back: rows as a tidy frame, samples as in samples.jsonl."""
+
+    suite: str
+    frame: pd.DataFrame
+    samples: list[dict[str, Any]]
+    environment: dict[str, dict[str, Any]]
+    source_run: str | None = None
+    created: str | None = None
+    harness_version: str | None = None
+    path: Path | None = None
+    noise: dict[tuple, float] = field(default_factory=dict)   # row key -> sd of log(value)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def baseline_path(suite: str, root: Path | str = DEFAULT_DIR) -> Path:
+    """Where the baseline of `suite` lives."""
+    return Path(root) / f"{suite}.json"
+
+
+def _clean(value: Any) -> Any:
+    """JSON-safe scalars: NaN/NA -> None, numpy -> python, integral floats of int columns kept."""
+    if value is None:
+        return None
+    try:
+        if pd.isna(value):
+            return None
+    except (TypeError, ValueError):
+        return value
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float) and (math.isinf(value)):
+        return None
+    return value
+
+
+def _row_record(row: dict[str, Any]) -> dict[str, Any]:
+    record = {}
+    for column in ROW_COLUMNS:
+        value = _clean(row.get(column))
+        if value is None or value == "":
+            continue
+        if column in ("threads", "n") and isinstance(value, float) and value.is_integer():
+            value = int(value)
+        record[column] = value
+    return record
+
+
+def _sort_key(record: dict[str, Any]) -> tuple:
+    return tuple(str(record.get(c, "")) for c in KEY_COLUMNS)
+
+
+def _sample_record(series: dict[str, Any], limit: int) -> dict[str, Any]:
+    values = [float(v) for v in series.get("samples") or [] if v is not None]
+    record = {k: _clean(series.get(k)) for k in SAMPLE_KEYS if _clean(series.get(k)) is not None}
+    if isinstance(record.get("threads"), float) and record["threads"].is_integer():
+        record["threads"] = int(record["threads"])
+    record["n"] = len(values)
+    # 6 significant digits: 1 ns at 1 ms, independent of the unit
+    record["samples"] = [float(f"{v:.6g}") for v in stats.thin(values, limit)]
+    return record
+
+
+def _dumps_line(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(", ", ": "), allow_nan=False)
+
+
+def _with_noise(record: dict[str, Any], noise: dict[tuple, float] | None) -> dict[str, Any]:
+    if noise:
+        from harness.compare import row_key
+
+        sd = noise.get(row_key(record))
+        if sd is not None:
+            record["noise"] = round(float(sd), 6)
+    return record
+
+
+def render_baseline(frame: pd.DataFrame, samples: list[dict[str, Any]], *, suite: str,
+                    environment: dict[str, dict[str, Any]] | None = None,
+                    source_run: str | None = None, created: str | None = None,
+                    max_samples: int = MAX_SAMPLES, noise: dict[tuple, float] | None = None,
+                    noise_runs: list[str] | None = None) -> str:
+    """The baseline file's text (see the module docstring for the layout).
+
+    `noise` ({row key: sd of log(value)}, harness.compare.series_noise over several runs) is
+    stored per row as `"noise"`; `noise_runs` names the runs it came from.
+    """
+    rows = sorted((_with_noise(_row_record(r), noise) for r in frame.to_dict("records")),
+                  key=_sort_key)
+    series = sorted((_sample_record(s, max_samples) for s in samples or []),
+                    key=lambda r: tuple(str(r.get(k, "")) for k in SAMPLE_KEYS))
+    env = {t: {k: _clean(v) for k, v in sorted((e or {}).items()) if k not in VOLATILE_ENV_KEYS}
+           for t, e in sorted((environment or {}).items())}
+    created = created or _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
+    head = {"schema_version": SCHEMA_VERSION, "suite": suite, "source_run": source_run,
+            "created": created, "harness_version": __version__, "max_samples": max_samples}
+    if noise_runs:
+        head["noise_runs"] = list(noise_runs)
+    lines = ["{"]
+    for k in sorted(head):
+        lines.append(f"  {json.dumps(k)}: {_dumps_line(head[k])},")
+    lines.append('  "environment": {')
+    env_items = [f"    {json.dumps(t)}: {_dumps_line(e)}" for t, e in env.items()]
+    lines.append(",\n".join(env_items)) if env_items else None
+    lines.append("  },")
+    lines.append('  "rows": [')
+    lines.append(",\n".join(f"    {_dumps_line(r)}" for r in rows)) if rows else None
+    lines.append("  ],")
+    lines.append('  "samples": [')
+    lines.append(",\n".join(f"    {_dumps_line(s)}" for s in series)) if series else None
+    lines.append("  ]")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def write_baseline(path: Path | str, frame: pd.DataFrame, samples: list[dict[str, Any]], *,
+                   suite: str, environment: dict[str, dict[str, Any]] | None = None,
+                   source_run: str | None = None, created: str | None = None,
+                   max_samples: int = MAX_SAMPLES, noise: dict[tuple, float] | None = None,
+                   noise_runs: list[str] | None = None) -> Path:
+    """Write a baseline file atomically; returns its path."""
+    path = Path(path)
+    text = render_baseline(frame, samples, suite=suite, environment=environment,
+                           source_run=source_run, created=created, max_samples=max_samples,
+                           noise=noise, noise_runs=noise_runs)
+    json.loads(text)  # never write a file that does not parse
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".part")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+    return path
+
+
+def read_baseline(path: Path | str) -> Baseline:
+    """Read a baseline file; a missing or malformed file is a UserError naming it and the fix."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"no baseline at {path}",
+                        hint="create one with `harness baseline set RUN_DIR`")
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{path}: not a valid baseline file ({exc})",
+                        hint="restore it from version control or set it again") from exc
+    if not isinstance(doc, dict) or doc.get("schema_version") != SCHEMA_VERSION:
+        raise UserError(f"{path}: unsupported baseline schema_version "
+                        f"{doc.get('schema_version') if isinstance(doc, dict) else None!r}",
+                        hint=f"expected {SCHEMA_VERSION}; set the baseline again")
+    from harness.compare import row_key
+
+    rows = [{c: r.get(c) for c in COLUMNS if c in r} for r in doc.get("rows", [])]
+    noise = {row_key(r): float(r["noise"]) for r in doc.get("rows", [])
+             if r.get("noise") is not None}
+    frame = to_frame(rows)
+    frame["status"] = frame["status"].fillna("ok")
+    frame["suite"] = doc.get("suite")
+    frame["run_id"] = doc.get("source_run")
+    return Baseline(suite=doc.get("suite"), frame=frame, samples=list(doc.get("samples", [])),
+                    environment=dict(doc.get("environment", {})), source_run=doc.get("source_run"),
+                    created=doc.get("created"), harness_version=doc.get("harness_version"),
+                    path=path, noise=noise,
+                    meta={k: doc[k] for k in ("max_samples", "noise_runs") if k in doc})
+
+
+def suite_name(frame: pd.DataFrame, run_json: dict[str, Any] | None = None) -> str:
+    """The suite a run belongs to: run.json `suite` (a name or the loaded suite), else the rows."""
+    suite = (run_json or {}).get("suite")
+    if isinstance(suite, dict):
+        suite = suite.get("name")
+    if not suite and "suite" in frame.columns:
+        names = frame["suite"].dropna().unique()
+        suite = names[0] if len(names) else None
+    if not suite:
+        raise UserError("cannot tell which suite this run belongs to",
+                        hint="run.json needs a `suite` entry, or pass --suite")
+    return str(suite)
+
+
+def set_baseline(run_dir: Path | str | list, root: Path | str = DEFAULT_DIR, *,
+                 max_samples: int = MAX_SAMPLES) -> Path:
+    """Make a stored run the baseline of its suite: writes `<root>/<suite>.json`.
+
+    Given several run directories (oldest first), the LAST one is the baseline and all of them
+    give the run-to-run noise of every row (stored per row, used by the verdict on any clone).
+    """
+    from harness.compare import NOISE_MIN_RUNS, series_noise
+    from harness.results.history import load_run
+
+    run_dirs = [Path(d) for d in (run_dir if isinstance(run_dir, (list, tuple)) else [run_dir])]
+    if not run_dirs:
+        raise UserError("baseline set: give at least one run directory")
+    loaded = [load_run(d) for d in run_dirs]
+    frame, samples, run_json = loaded[-1]
+    suite = suite_name(frame, run_json)
+    for other_dir, (other, _, other_json) in zip(run_dirs, loaded):
+        if suite_name(other, other_json) != suite:
+            raise UserError(f"{other_dir} is a run of suite {suite_name(other, other_json)!r}, "
+                            f"not {suite!r}", hint="give runs of one suite")
+    noise, noise_runs = None, None
+    if len(loaded) > 1:
+        if len(loaded) < NOISE_MIN_RUNS:
+            raise UserError(f"baseline set: {len(loaded)} runs give no noise estimate",
+                            hint=f"give one run, or at least {NOISE_MIN_RUNS}")
+        noise = series_noise(pd.concat([f for f, _, _ in loaded], ignore_index=True))
+        noise_runs = [j.get("run_id") or d.name for d, (_, _, j) in zip(run_dirs, loaded)]
+    return write_baseline(baseline_path(suite, root), frame, samples, suite=suite,
+                          environment=run_json.get("environment") or {},
+                          source_run=run_json.get("run_id") or run_dirs[-1].name,
+                          max_samples=max_samples, noise=noise, noise_runs=noise_runs)

@@ -1,0 +1,1 @@
+"""Workloads: the models a suite trains, converts and measures (NILM today)."""

@@ -1,0 +1,188 @@
+"""Windows for one appliance: houses loaded per split, training/validation/test/calibration sets."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from harness.config.suite import NilmWorkload
+from harness.errors import UserError
+from harness.workloads.nilm.appliances import SAMPLE_SECONDS
+from harness.workloads.nilm.data import channel_for, generate_house, house_file, load_house
+from harness.workloads.nilm.metrics import on_off_status
+from harness.workloads.nilm.windows import (balanced_representative, make_windows, midpoints,
+                                            scale_target, valid_starts)
+
+DATA_VERSION = 2  # bump when the generator, loader or window selection changes
+BUSY_QUANTILE = 0.9
+NEAR_FRACTION = 0.125
+
+
+@dataclass(frozen=True)
+class Split:
+    """Windows of one split: inputs (N, window, 1), midpoint targets in W and in [0, 1], status."""
+
+    x: np.ndarray
+    y_w: np.ndarray
+    y_scaled: np.ndarray
+    status: np.ndarray
+
+
+@dataclass(frozen=True)
+class NilmData:
+    """Everything training, conversion and evaluation need for one appliance."""
+
+    appliance: str
+    train: Split
+    val: Split
+    test: Split
+    representative: np.ndarray
+    test_sample_seconds: float  # spacing of consecutive test windows (k × 8 s, see `_spread`)
+
+    @property
+    def test_inputs(self) -> np.ndarray:
+        return self.test.x
+
+    @property
+    def test_targets_w(self) -> np.ndarray:
+        return self.test.y_w
+
+
+@dataclass(frozen=True)
+class _House:
+    aggregate: np.ndarray
+    appliance: np.ndarray
+    status: np.ndarray
+
+
+def _folder(workload: NilmWorkload, data_dir: Path) -> Path:
+    dataset = workload.dataset
+    if dataset.source == "refit":
+        return Path(dataset.path).expanduser()
+    return Path(data_dir) / "synthetic" / f"v{DATA_VERSION}_seed{dataset.seed}_days{dataset.days:g}"
+
+
+def _houses(workload: NilmWorkload, appliance: str, split: str, data_dir: Path) -> list[_House]:
+    """Load the houses of one split that have the appliance (synthetic files written if absent)."""
+    dataset = workload.dataset
+    folder = _folder(workload, data_dir)
+    houses = []
+    for house in getattr(dataset.houses, split):
+        channel = channel_for(appliance, house, dataset.source, dataset.channels)
+        if channel is None:
+            continue
+        if dataset.source == "synthetic" and not house_file(folder, house).is_file():
+            generate_house(folder, house, dataset.days, dataset.seed)
+        aggregate, power = load_house(folder, house, appliance, channel)
+        houses.append(_House(aggregate, power, on_off_status(power, appliance)))
+    if not houses:
+        raise UserError(f"no {split} house has a {appliance} channel",
+                        hint="dataset.houses / dataset.channels in the suite")
+    return houses
+
+
+def _split(houses: list[_House], picks: list[np.ndarray], window: int, appliance: str) -> Split:
+    """Stack the windows starting at `picks[i]` in `houses[i]`."""
+    x = np.concatenate([make_windows(h.aggregate, s, window) for h, s in zip(houses, picks)])
+    y_w = np.concatenate([midpoints(h.appliance, s, window) for h, s in zip(houses, picks)])
+    status = np.concatenate([midpoints(h.status, s, window) for h, s in zip(houses, picks)])
+    return Split(x, y_w.astype(np.float32), scale_target(y_w, appliance), status.astype(bool))
+
+
+def _hard(house: _House, window: int) -> np.ndarray:
+    """Samples where a hard negative's midpoint may sit: busy aggregate or the appliance nearby."""
+    reach = max(1, int(window * NEAR_FRACTION))
+    near = np.convolve(house.status.astype(np.float64), np.ones(2 * reach + 1), mode="same") > 0
+    return near | (np.nan_to_num(house.aggregate) >= np.nanquantile(house.aggregate, BUSY_QUANTILE))
+
+
+def _sampled(houses: list[_House], workload: NilmWorkload, n: int, seed: int) -> list[np.ndarray]:
+    """Up to `n` window starts over the houses: `on_fraction` with the appliance on, the rest off.
+
+    Half of the off windows are hard negatives, the windows a model confuses with the target: other
+    large loads running (aggregate at the midpoint in its top `1 - BUSY_QUANTILE`) or the appliance
+    on within `NEAR_FRACTION` of a window from the midpoint (it must locate the activation).
+    """
+    training, window = workload.training, workload.window
+    starts = [valid_starts(h.aggregate, window, training.window_stride) for h in houses]
+    owner = np.concatenate([np.full(s.size, i) for i, s in enumerate(starts)])
+    flat = np.concatenate(starts)
+    on = np.concatenate([midpoints(h.status, s, window) for h, s in zip(houses, starts)])
+    busy = np.concatenate([_hard(h, window)[s + window // 2] for h, s in zip(houses, starts)])
+    rng = np.random.default_rng(seed)
+    n = min(n, flat.size)
+    take_on = min(int(on.sum()), round(n * training.on_fraction))
+    chosen = [rng.choice(np.flatnonzero(on), take_on, replace=False)]
+    busy_off = np.flatnonzero(~on & busy)
+    take_busy = min(busy_off.size, (n - take_on) // 2)
+    chosen.append(rng.choice(busy_off, take_busy, replace=False))
+    rest = np.setdiff1d(np.flatnonzero(~on), chosen[-1])
+    chosen.append(rng.choice(rest, min(rest.size, n - take_on - take_busy), replace=False))
+    picked = np.sort(np.concatenate(chosen))
+    return [flat[picked[owner[picked] == i]] for i in range(len(houses))]
+
+
+def _spread(houses: list[_House], workload: NilmWorkload) -> tuple[list[np.ndarray], int]:
+    """Every k-th valid window over all test houses, k chosen so at most `max_eval_windows` remain.
+
+    Uniform subsampling keeps every sum the metrics use unbiased while covering whole days of the
+    held-out houses; the test series then has one sample per k × 8 s.
+    """
+    window = workload.window
+    starts = [valid_starts(h.aggregate, window) for h in houses]
+    k = max(1, -(-sum(s.size for s in starts) // workload.training.max_eval_windows))
+    return [s[::k] for s in starts], k
+
+
+def prepare(workload: NilmWorkload, appliance: str, data_dir: Path) -> NilmData:
+    """Windows for training (train/val houses), evaluation (test houses) and calibration."""
+    training, window = workload.training, workload.window
+    train_houses = _houses(workload, appliance, "train", data_dir)
+    val_houses = _houses(workload, appliance, "val", data_dir)
+    test_houses = _houses(workload, appliance, "test", data_dir)
+    train = _split(train_houses, _sampled(train_houses, workload, training.max_train_windows,
+                                          training.seed), window, appliance)
+    val = _split(val_houses, _sampled(val_houses, workload, training.max_eval_windows,
+                                      training.seed + 1), window, appliance)
+    test_picks, test_stride = _spread(test_houses, workload)
+    test = _split(test_houses, test_picks, window, appliance)
+    for name, split in (("train", train), ("val", val), ("test", test)):
+        if len(split.x) == 0:
+            raise UserError(f"the {name} houses have no gap-free stretch of {window} samples",
+                            hint="more dataset.days or a smaller window")
+    representative = balanced_representative(train.x, train.status,
+                                             training.calibration_windows, training.seed)
+    return NilmData(appliance, train, val, test, representative,
+                    float(test_stride * SAMPLE_SECONDS))
+
+
+def _files_signature(workload: NilmWorkload) -> list[list]:
+    """Name, size and mtime of the real REFIT files the suite reads."""
+    folder = _folder(workload, Path("."))
+    houses = workload.dataset.houses
+    rows = []
+    for house in sorted({*houses.train, *houses.val, *houses.test}):
+        path = house_file(folder, house)
+        stat = path.stat() if path.is_file() else None
+        rows.append([path.name, stat.st_size if stat else None, stat.st_mtime_ns if stat else None])
+    return rows
+
+
+def data_fingerprint(workload: NilmWorkload, appliance: str) -> str:
+    """sha256 of everything that determines `prepare`'s output for this appliance."""
+    training = workload.training
+    payload = {
+        "version": DATA_VERSION,
+        "appliance": appliance,
+        "window": workload.window,
+        "dataset": workload.dataset.model_dump(mode="json"),
+        "selection": training.model_dump(include={
+            "max_train_windows", "max_eval_windows", "window_stride",
+            "on_fraction", "calibration_windows", "seed"}),
+        "files": _files_signature(workload) if workload.dataset.source == "refit" else None,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()

@@ -1,0 +1,134 @@
+"""Seq2point models (Keras 3): a Conv1D CNN and a static-shape transformer.
+
+Training models take (batch, window, 1) standardised aggregate windows and output (batch, 2):
+column 0 = appliance power scaled to [0, 1] (`POWER`, gated by the status probability), column 1 = on/off status logit (`STATUS`).
+`export_model` wraps a trained model into the artifact model: fixed input (1, window, 1), one
+output (1, 1) = scaled power (× max power = W). The transformer uses only static shapes, dense
+layers, batched matmuls and softmax (no control flow), so XNNPACK can take the whole graph.
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+from keras import layers, ops
+
+from harness.config.suite import CnnSpec, NilmWorkload, TransformerSpec
+
+POWER, STATUS = 0, 1
+
+
+@keras.saving.register_keras_serializable(package="harness_nilm")
+class PositionEmbedding(layers.Layer):
+    """Adds a learned (length, d_model) position embedding."""
+
+    def build(self, input_shape: tuple) -> None:
+        self.embedding = self.add_weight(shape=tuple(input_shape[1:]), name="embedding",
+                                         initializer=keras.initializers.RandomNormal(stddev=0.02))
+
+    def call(self, inputs):
+        return inputs + self.embedding
+
+
+@keras.saving.register_keras_serializable(package="harness_nilm")
+class SelfAttention(layers.Layer):
+    """Multi-head self-attention with one dense projection per head (rank-3 tensors only)."""
+
+    def __init__(self, d_model: int, heads: int, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.d_model, self.heads = d_model, heads
+        self.head_dim = max(1, d_model // heads)
+        self.projections = [[layers.Dense(self.head_dim, name=f"{kind}{h}") for kind in "qkv"]
+                            for h in range(heads)]
+        self.merge = layers.Dense(d_model, name="merge")
+
+    def build(self, input_shape: tuple) -> None:
+        for group in self.projections:
+            for dense in group:
+                dense.build(input_shape)
+        self.merge.build(tuple(input_shape[:-1]) + (self.head_dim * self.heads,))
+
+    def call(self, inputs):
+        outputs = []
+        for query, key, value in self.projections:
+            scores = ops.matmul(query(inputs), ops.transpose(key(inputs), (0, 2, 1)))
+            weights = ops.softmax(scores * (1.0 / math.sqrt(self.head_dim)), axis=-1)
+            outputs.append(ops.matmul(weights, value(inputs)))
+        merged = outputs[0] if len(outputs) == 1 else ops.concatenate(outputs, axis=-1)
+        return self.merge(merged)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "d_model": self.d_model, "heads": self.heads}
+
+
+def _head(features, dense: int):
+    """Dense head, outputs concatenated: (batch, 2) = [power gated by P(on), status logit].
+
+    Gating the regressed power with the status probability keeps the prediction near 0 W while the
+    appliance is off, instead of spreading regression noise over every off window.
+    """
+    hidden = layers.Dense(dense, activation="relu", name="head")(features)
+    power = layers.Dense(1, activation="relu", name="power")(hidden)
+    status = layers.Dense(1, name="status")(hidden)
+    gated = layers.Multiply(name="gated_power")([power, layers.Activation("sigmoid")(status)])
+    return layers.Concatenate(name="power_status")([gated, status])
+
+
+def build_cnn(window: int, spec: CnnSpec, batch_size: int | None = None) -> keras.Model:
+    """Conv1D + max pooling stack, flatten, dense head."""
+    inputs = keras.Input(shape=(window, 1), batch_size=batch_size, name="aggregate")
+    x = inputs
+    for i, filters in enumerate(spec.filters):
+        x = layers.Conv1D(filters, spec.kernel_size, padding="same", activation="relu",
+                          name=f"conv{i}")(x)
+        x = layers.MaxPooling1D(2, name=f"pool{i}")(x)
+    x = layers.Flatten(name="flatten")(x)
+    return keras.Model(inputs, _head(x, spec.dense), name="cnn")
+
+
+def _encoder_block(x, spec: TransformerSpec, index: int):
+    """Post-norm BERT encoder block: attention + residual + norm, feed-forward + residual + norm."""
+    attended = SelfAttention(spec.d_model, spec.heads, name=f"attention{index}")(x)
+    x = layers.LayerNormalization(epsilon=1e-5, name=f"norm_a{index}")(x + attended)
+    hidden = layers.Dense(spec.ff, activation="gelu", name=f"ff_in{index}")(x)
+    hidden = layers.Dense(spec.d_model, name=f"ff_out{index}")(hidden)
+    return layers.LayerNormalization(epsilon=1e-5, name=f"norm_f{index}")(x + hidden)
+
+
+def build_transformer(window: int, spec: TransformerSpec, batch_size: int | None = None,
+                      dense: int = 64) -> keras.Model:
+    """Strided conv front end, position embedding, encoder blocks, average pooling, dense head."""
+    inputs = keras.Input(shape=(window, 1), batch_size=batch_size, name="aggregate")
+    x = layers.Conv1D(spec.d_model, 2 * spec.stride + 1, strides=spec.stride, padding="same",
+                      activation="relu", name="front")(inputs)
+    x = PositionEmbedding(name="position")(x)
+    for index in range(spec.layers):
+        x = _encoder_block(x, spec, index)
+    x = layers.GlobalAveragePooling1D(name="pool")(x)
+    return keras.Model(inputs, _head(x, dense), name="transformer")
+
+
+def build_model(arch: str, workload: NilmWorkload, batch_size: int | None = None) -> keras.Model:
+    """The training model of `arch` ('cnn' | 'transformer'); output (batch, 2) = [power, logit]."""
+    if arch == "cnn":
+        return build_cnn(workload.window, workload.cnn, batch_size)
+    if arch == "transformer":
+        return build_transformer(workload.window, workload.transformer, batch_size,
+                                 workload.cnn.dense)
+    raise ValueError(f"unknown architecture {arch!r}: use cnn or transformer")
+
+
+def export_model(model: keras.Model, window: int) -> keras.Model:
+    """Artifact model sharing `model`'s weights: input (1, window, 1) → scaled power (1, 1)."""
+    inputs = keras.Input(shape=(window, 1), batch_size=1, name="aggregate")
+    outputs = model(inputs)[:, POWER:POWER + 1]
+    return keras.Model(inputs, outputs, name=f"{model.name}_power")
+
+
+def predict_power_w(model: keras.Model, x, appliance: str, batch_size: int = 512):
+    """Appliance power in W (float32, (N,)) predicted by a training or exported model."""
+    from harness.workloads.nilm.windows import unscale_target
+
+    outputs = model.predict(x, batch_size=batch_size, verbose=0)
+    return unscale_target(outputs[:, POWER], appliance)

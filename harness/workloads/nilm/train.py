@@ -1,0 +1,58 @@
+"""Seq2point training: Adam, early stopping on validation loss, multi-task NILM loss, fixed seeds."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import keras
+import numpy as np
+from keras import ops
+
+from harness.config.suite import NilmWorkload
+from harness.workloads.nilm import NilmData, Split
+from harness.workloads.nilm.appliances import params
+from harness.workloads.nilm.models import POWER, STATUS, build_model
+
+Progress = Callable[[int, int, dict[str, Any]], None]
+
+
+def nilm_loss(loss_lambda: float) -> Callable:
+    """MSE(power) + BCE(status) + λ·MAE(power) over windows that are on or misclassified.
+
+    y_true = [scaled power, status 0/1]; y_pred = [scaled power, status logit].
+    """
+    def loss(y_true, y_pred):
+        target, status = y_true[:, POWER], y_true[:, STATUS]
+        power, logit = y_pred[:, POWER], y_pred[:, STATUS]
+        mse = ops.mean(ops.square(power - target))
+        bce = ops.mean(ops.binary_crossentropy(status, logit, from_logits=True))
+        wrong = ops.cast(ops.not_equal(logit > 0.0, status > 0.5), power.dtype)
+        mask = ops.maximum(status, wrong)
+        l1 = ops.sum(mask * ops.abs(power - target)) / ops.maximum(ops.sum(mask), 1.0)
+        return mse + bce + loss_lambda * l1
+    return loss
+
+
+def targets(split: Split) -> np.ndarray:
+    """(N, 2) float32 training targets [scaled power, status]."""
+    return np.stack([split.y_scaled, split.status.astype(np.float32)], axis=1)
+
+
+def train(workload: NilmWorkload, appliance: str, arch: str, data: NilmData,
+          progress: Progress | None = None) -> keras.Model:
+    """Train the `arch` model for `appliance`; returns the training model with the best weights."""
+    training = workload.training
+    keras.utils.set_random_seed(training.seed)
+    model = build_model(arch, workload)
+    model.compile(optimizer=keras.optimizers.Adam(training.learning_rate),
+                  loss=nilm_loss(params(appliance).loss_lambda))
+    callbacks: list[keras.callbacks.Callback] = [keras.callbacks.EarlyStopping(
+        monitor="val_loss", patience=training.patience, restore_best_weights=True)]
+    if progress is not None:
+        callbacks.append(keras.callbacks.LambdaCallback(
+            on_epoch_end=lambda epoch, logs: progress(epoch + 1, training.epochs, dict(logs or {}))))
+    model.fit(data.train.x, targets(data.train), batch_size=training.batch_size,
+              epochs=training.epochs, validation_data=(data.val.x, targets(data.val)),
+              callbacks=callbacks, shuffle=True, verbose=0)
+    return model

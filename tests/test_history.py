@@ -1,0 +1,157 @@
+"""History (SQLite): append real run directories, query trends; CLI commands of cli_compare."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pytest
+from typer.testing import CliRunner
+
+from _cmp_fixtures import ENV, failure, latency, real_samples_us, size_row, write_run
+from harness.errors import UserError
+from harness.results.history import History, load_run, run_started
+
+X = real_samples_us(0)
+IDS = ["20261120-020000-aaaa", "20261121-020000-bbbb", "20261122-020000-cccc"]
+
+
+def _runs(tmp_path, scales=(1.0, 1.0, 1.2)):
+    dirs = []
+    for run_id, scale in zip(IDS, scales):
+        rows, series = latency(X, scale)
+        rows.append(size_row(1000))
+        dirs.append(write_run(tmp_path / "reports", run_id, rows, series))
+    return dirs
+
+
+def test_load_run_reads_the_contract_files(tmp_path):
+    run_dir = _runs(tmp_path)[0]
+    frame, samples, run_json = load_run(run_dir)
+    assert (frame["run_id"] == IDS[0]).all() and len(frame) == 8
+    assert samples[0]["metric"] == "median_ms" and len(samples[0]["samples"]) == 100
+    assert run_json["environment"]["host"]["cpu_model"] == "AMD EPYC"
+    with pytest.raises(UserError, match="no such run directory"):
+        load_run(tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match="not a run directory"):
+        load_run(tmp_path / "empty")
+
+
+def test_append_and_trend(tmp_path):
+    db = History(tmp_path / "history.sqlite")
+    for run_dir in _runs(tmp_path):
+        db.append(run_dir)
+    runs = db.runs()
+    assert list(runs["run_id"]) == IDS and runs["started"].iloc[0].startswith("2026-11-20T02:00")
+    trend = db.trend(suite="smoke", metric="median_ms")
+    assert list(trend["run_id"]) == IDS                           # oldest first
+    assert trend["value"].iloc[2] == pytest.approx(trend["value"].iloc[0] * 1.2)
+    assert list(db.trend(metric="median_ms", last=2)["run_id"]) == IDS[1:]
+    assert db.trend(target="rpi4").empty
+    assert set(db.trend(metric="size")["metric"]) == {"size_bytes"}   # a measurement name
+    assert db.trend(suite="other").empty
+    # raw samples and the environment fingerprint are kept
+    with sqlite3.connect(db.path) as con:
+        (n, samples), = con.execute("SELECT n, samples FROM samples WHERE run_id = ?", (IDS[0],))
+        assert n == 100 and len(json.loads(samples)) == 100
+    env = db.environments(IDS[0])
+    assert env.iloc[0]["governor"] == "performance" and env.iloc[0]["runtime"] == "ai_edge_litert"
+    assert env.iloc[0]["harness_version"] == "0.1.0"
+
+
+def test_append_again_replaces(tmp_path):
+    db = History(tmp_path / "h.sqlite")
+    run_dir = _runs(tmp_path)[0]
+    db.append(run_dir)
+    db.append(run_dir)
+    assert len(db.runs()) == 1 and len(db.trend()) == 8
+
+
+def test_append_frames_and_failures(tmp_path):
+    from harness.results.schema import to_frame
+
+    rows, series = latency(X)
+    rows.append(failure(variant="f16"))
+    db = History(tmp_path / "h.sqlite")
+    db.append(frame=to_frame(rows), samples=series,
+              run_json={"run_id": "20261122-030000-dddd", "suite": {"name": "smoke"},
+                        "environment": {"host": ENV}})
+    trend = db.trend()
+    failed = trend[trend["status"] == "failed"]
+    assert len(failed) == 1 and failed.iloc[0]["error_kind"] == "runner_crash"
+    frame, samples, run_json = db.run_frame("20261122-030000-dddd")
+    assert len(frame) == len(rows) and samples[0]["samples"] == series[0]["samples"]
+    with pytest.raises(UserError, match="not in the history"):
+        db.run_frame("missing")
+
+
+def test_noise_from_history(tmp_path):
+    db = History(tmp_path / "h.sqlite")
+    for i, scale in enumerate((1.0, 1.1, 0.9, 1.05, 0.95)):
+        rows, series = latency(X, scale)
+        db.append(write_run(tmp_path / "r", f"2026112{i}-020000-aaaa", rows, series))
+    noise = db.noise("smoke")
+    assert any(k[6] == "median_ms" for k in noise)
+    assert all(v > 0.03 for k, v in noise.items() if k[6] == "median_ms")
+
+
+def test_run_started():
+    assert run_started("20261122-014500-abcd") == "2026-11-22T01:45:00+00:00"
+    assert run_started("x", {"started": "2026-01-01T00:00:00Z"}) == "2026-01-01T00:00:00Z"
+
+
+# --------------------------------------------------------------------------- CLI (cli_compare)
+
+def test_cli_compare_baseline_history(tmp_path, monkeypatch):
+    from harness.cli_compare import app
+
+    monkeypatch.chdir(tmp_path)
+    base, same, slow = _runs(tmp_path)
+    cli = CliRunner()
+    result = cli.invoke(app, ["compare", str(same)])
+    assert isinstance(result.exception, UserError) and "no baseline" in str(result.exception)
+
+    result = cli.invoke(app, ["baseline", "set", str(base)])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "baselines" / "smoke.json").is_file()
+    result = cli.invoke(app, ["baseline", "show"])
+    assert result.exit_code == 0 and "median_ms" in result.output
+
+    result = cli.invoke(app, ["compare", str(same)])
+    assert result.exit_code == 0, result.output
+    assert "no regression" in result.output
+    result = cli.invoke(app, ["compare", str(slow)])
+    assert result.exit_code == 1 and "REGRESSION" in result.output
+    result = cli.invoke(app, ["compare", str(slow), "--against", str(same), "--format", "csv"])
+    assert result.exit_code == 1 and result.output.startswith("target,")
+    result = cli.invoke(app, ["compare", str(slow), "--format", "md", "-o", "c.md"])
+    assert result.exit_code == 1 and (tmp_path / "c.md").read_text().startswith("# ")
+
+    for run_dir in (base, same, slow):
+        result = cli.invoke(app, ["history", "--append", str(run_dir)])
+        assert result.exit_code == 0, result.output
+    result = cli.invoke(app, ["history", "--suite", "smoke", "--last", "3"])
+    assert result.exit_code == 0 and IDS[2] in result.output and "median_ms" in result.output
+    # a run id from the history works as --against
+    result = cli.invoke(app, ["compare", str(slow), "--against", IDS[1]])
+    assert result.exit_code == 1
+
+
+def test_after_run_nightly_flow(tmp_path, monkeypatch):
+    from rich.console import Console
+
+    from harness.cli_compare import COMPARE_CSV, COMPARE_MD, after_run
+
+    monkeypatch.chdir(tmp_path)
+    base, same, slow = _runs(tmp_path)
+    console = Console(file=open(tmp_path / "out.txt", "w"), width=200)
+    # first night: no baseline yet -> nothing compared, the run becomes the baseline
+    assert after_run(base, console, compare_baseline=True, update_baseline=True) is None
+    assert (tmp_path / "baselines" / "smoke.json").is_file()
+    comparison = after_run(same, console, compare_baseline=True)
+    assert comparison is not None and not comparison.regressed
+    comparison = after_run(slow, console, compare_baseline=True)
+    assert comparison.regressed
+    assert (slow / COMPARE_MD).is_file() and (slow / COMPARE_CSV).is_file()
+    assert len(History(tmp_path / "reports" / "history.sqlite").runs()) == 3

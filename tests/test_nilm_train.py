@@ -1,0 +1,91 @@
+"""A tiny real training run, the batch-1 export and the QuantizationDebugger on it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from harness.config.suite import NilmWorkload
+from harness.workloads.nilm import prepare
+
+FIXTURE = Path(__file__).resolve().parents[1].parent / "shared/fixtures/quant_debug/kettle_cnn_debug_w8_a8.csv"
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    workload = NilmWorkload(
+        appliances=["kettle"], window=31,
+        dataset={"houses": {"train": [1], "val": [2], "test": [3]}, "days": 1},
+        training={"epochs": 1, "batch_size": 64, "max_train_windows": 300,
+                  "max_eval_windows": 100, "calibration_windows": 16},
+        cnn={"filters": [4, 8], "kernel_size": 3, "dense": 8},
+        transformer={"d_model": 8, "heads": 2, "layers": 1, "ff": 16, "stride": 2})
+    return workload, prepare(workload, "kettle", tmp_path_factory.mktemp("nilm"))
+
+
+@pytest.mark.parametrize("arch", ["cnn", "transformer"])
+def test_tiny_training_run(tiny, arch):
+    from harness.workloads.nilm.models import export_model, predict_power_w
+    from harness.workloads.nilm.train import train
+
+    workload, data = tiny
+    seen = []
+    model = train(workload, "kettle", arch, data, progress=lambda e, n, logs: seen.append((e, n, logs)))
+    assert [(e, n) for e, n, _ in seen] == [(1, 1)]
+    assert np.isfinite(seen[0][2]["loss"]) and np.isfinite(seen[0][2]["val_loss"])
+    assert model.predict(data.test.x[:5], verbose=0).shape == (5, 2)
+    exported = export_model(model, workload.window)
+    assert tuple(exported.input_shape) == (1, 31, 1) and tuple(exported.output_shape) == (1, 1)
+    np.testing.assert_allclose(exported(data.test.x[:1]).numpy()[0, 0],
+                               model(data.test.x[:1]).numpy()[0, 0], rtol=1e-5, atol=1e-6)
+    watts = predict_power_w(model, data.test.x, "kettle")
+    assert watts.shape == (len(data.test.x),) and watts.min() >= 0
+
+
+def test_rmse_scale_matches_fixture_arithmetic():
+    from harness.workloads.nilm.quant_debug import rmse_scale_from_frame, with_efficacy
+
+    frame = pd.read_csv(FIXTURE)
+    first = frame.iloc[0]                    # EXPAND_DIMS: sqrt(0.00066693826) / 0.09384304
+    assert rmse_scale_from_frame(frame).iloc[0] == pytest.approx(
+        np.sqrt(first["mean_squared_error"]) / first["scale"])
+    assert rmse_scale_from_frame(frame).iloc[0] == pytest.approx(0.27519, abs=1e-4)
+    flagged = with_efficacy(frame, threshold=0.7)
+    assert list(flagged.columns) == list(frame.columns) + ["rmse_scale", "suspected"]
+    assert flagged["suspected"].tolist() == (flagged["rmse_scale"] > 0.7).tolist()
+
+
+def test_quantization_debugger_on_trained_model(tiny):
+    import tensorflow as tf
+    from ai_edge_litert.interpreter import Interpreter
+
+    from harness.workloads.nilm.models import build_model, export_model
+    from harness.workloads.nilm.quant_debug import (convert_with_denylist, debug_full_int8,
+                                                    suspected_nodes)
+
+    workload, data = tiny
+    exported = export_model(build_model("cnn", workload), workload.window)
+
+    def factory():
+        converter = tf.lite.TFLiteConverter.from_keras_model(exported)
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = lambda: ([x[None]] for x in data.representative)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        return converter
+
+    stats = debug_full_int8(factory, data.representative, threshold=0.0)
+    assert list(stats.columns) == list(pd.read_csv(FIXTURE).columns) + ["rmse_scale", "suspected"]
+    assert (stats["op_name"] == "CONV_2D").sum() == 2
+    nodes = suspected_nodes(stats)
+    conv = [n for n, op in zip(stats["tensor_name"], stats["op_name"]) if op == "CONV_2D"][:1]
+    assert conv[0] in nodes
+    model = convert_with_denylist(factory, data.representative, conv)
+    interpreter = Interpreter(model_content=model)
+    interpreter.allocate_tensors()
+    assert interpreter.get_input_details()[0]["shape"].tolist() == [1, 31, 1]
+    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], data.test.x[:1])
+    interpreter.invoke()
+    assert interpreter.get_tensor(interpreter.get_output_details()[0]["index"]).shape == (1, 1)
