@@ -14,7 +14,8 @@ if [ "$(id -u)" != 0 ]; then
   exit 0
 fi
 export DEBIAN_FRONTEND=noninteractive
-packages=(openssh-server openssh-client iproute2 nftables util-linux procps qemu-user-static binfmt-support)
+packages=(openssh-server openssh-client iproute2 nftables util-linux procps qemu-user-static binfmt-support
+          socat g++)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 updated=0

@@ -37,13 +37,19 @@ from delayproxy import DelayProxy  # noqa: E402
 from sshd import SSHServer, host_pattern  # noqa: E402
 
 
+FAILURES: list[str] = []
+
+
 def run_once(suite: Path, names: list[str], inventory: Path, out: Path, env: dict) -> float:
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "harness.cli", "run", str(suite), "--targets",
                            ",".join(names), "--inventory", str(inventory), "--out", str(out)],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
     elapsed = time.perf_counter() - t0
-    if proc.returncode != 0:
+    if proc.returncode == 3:  # a job failed on a target: the run still completed; say so
+        FAILURES.append(f"{len(names)} targets: {proc.stderr.strip().splitlines()[-1]}")
+        print(f"  warning: {FAILURES[-1]}", file=sys.stderr)
+    elif proc.returncode != 0:
         raise SystemExit(f"harness run failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n"
                          f"{proc.stderr[-3000:]}")
     return elapsed
@@ -92,7 +98,7 @@ def main() -> None:
             "n_targets_s": round(statistics.median(many), 2),
             "ratio": round(statistics.median(many) / statistics.median(one), 3),
             "samples": {"one": [round(x, 2) for x in one], "many": [round(x, 2) for x in many]},
-            "cpu_count": os.cpu_count(),
+            "cpu_count": os.cpu_count(), "runs_with_failed_jobs": FAILURES,
         }
         print(json.dumps(figures, indent=1))
         print(f"fleet scaling: {args.targets} targets / 1 target = {figures['ratio']:.2f} "

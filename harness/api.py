@@ -127,7 +127,8 @@ def run(suite_path: Path, targets: str | None, inventory_path: Path, out: Path,
             if progress:
                 progress.advance(measure)
 
-        outcomes = run_plan(plan, inventory, artifacts, store.dir / "targets", cache, sink, advance)
+        outcomes = run_plan(plan, inventory, artifacts, store.dir / "targets", cache, sink, advance,
+                            inventory_path=inventory_path)
         for outcome in outcomes:
             if outcome.environment:
                 meta["environment"][outcome.name] = outcome.environment

@@ -57,14 +57,15 @@ class TargetContext:
         return remote
 
     def ensure_runner(self) -> None:
-        """Push the device-side code (content-addressed by the bundle's hash)."""
+        """Push the device-side code once (content-addressed by the bundle's hash)."""
+        from harness.transport.push import push_bundle
+
         files = sorted(TARGETS_SRC.glob("*.py"))
         digest = hashlib.sha256()
         for path in files:
             digest.update(path.name.encode() + path.read_bytes())
-        self.runner_dir = f"runner/{digest.hexdigest()[:16]}"
-        for path in files:
-            self.transport.put(path, f"{self.runner_dir}/{path.name}")
+        self.runner_dir, _sent = push_bundle(self.transport, files, digest.hexdigest()[:16],
+                                             self.target.python_exe)
 
     def record_environment(self, result: dict) -> None:
         """Keep the device environment (and runtime) reported by the runner."""
@@ -92,11 +93,12 @@ Advance = Callable[[str], None]
 
 def run_plan(plan: Plan, inventory: Inventory, artifacts: dict[tuple[str, str], Artifact],
              local_root: Path, cache: Path, sink: Sink, advance: Advance,
-             connect: Callable[[str, Target], Transport] | None = None) -> list[TargetOutcome]:
+             connect: Callable[[str, Target], Transport] | None = None,
+             inventory_path: Path | None = None) -> list[TargetOutcome]:
     """Run every target concurrently; `sink` receives partial outcomes as jobs finish."""
     from harness.transport import connect as default_connect
 
-    connect = connect or default_connect
+    connect = connect or (lambda name, target: default_connect(name, target, inventory_path))
     lock = threading.Lock()
 
     def locked_sink(outcome: TargetOutcome) -> None:
@@ -131,9 +133,10 @@ def run_target(name: str, target: Target, plan: Plan, artifacts: dict[tuple[str,
     transport: Transport | None = None
     try:
         transport = connect(name, target)
-    except InfraError as exc:
-        exc.phase = exc.phase or "connect"
-        fatal = exc
+    except HarnessError as exc:
+        fatal = exc if isinstance(exc, InfraError) else InfraError(
+            str(exc), kind="user_error", phase="connect")
+        fatal.phase = fatal.phase or "connect"
     ctx = TargetContext(name, target, transport, plan.suite, local_dir, cache,  # type: ignore[arg-type]
                         profile_spec=_profile_spec(plan.suite))
     try:

@@ -35,3 +35,9 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         paths[variant] = folder / f"tiny_{variant}.tflite"
         paths[variant].write_bytes(convert(factory, variant, representative))
     return paths
+
+
+@pytest.fixture(scope="session")
+def harness_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One artifact cache for every end-to-end test of the session (train and convert once)."""
+    return tmp_path_factory.mktemp("harness-cache")

@@ -151,13 +151,16 @@ table inet harness_fault {{
                        capture_output=True)
 
     def slow(self, rate: str = "1mbit", burst: str = "16kbit", latency: str = "200ms") -> None:
-        """Token bucket on the namespace's egress: a slow link."""
-        self.exec(["tc", "qdisc", "replace", "dev", self.veth_ns, "root", "tbf", "rate", rate,
-                   "burst", burst, "latency", latency])
+        """Token buckets on both ends of the veth pair: a slow link in both directions."""
+        tbf = ["root", "tbf", "rate", rate, "burst", burst, "latency", latency]
+        self.exec(["tc", "qdisc", "replace", "dev", self.veth_ns, *tbf])
+        subprocess.run(["tc", "qdisc", "replace", "dev", self.veth_host, *tbf], check=True,
+                       capture_output=True)
 
     def clear_tc(self) -> None:
         subprocess.run(self.argv(["tc", "qdisc", "del", "dev", self.veth_ns, "root"]),
                        capture_output=True)
+        subprocess.run(["tc", "qdisc", "del", "dev", self.veth_host, "root"], capture_output=True)
 
     def destroy(self) -> None:
         if self.created:
@@ -240,7 +243,7 @@ class SSHServer:
                 # rehash locks) must not leak into the tests: hide it in a private mount namespace
                 bashrc = Path(pwd.getpwuid(os.getuid()).pw_dir) / ".bashrc"
                 sshd = ["unshare", "-m", "--propagation", "private", "sh", "-c",
-                        f'[ -f "$1" ] && mount --bind /dev/null "$1"; shift; exec "$@"', "sh",
+                        '[ -f "$1" ] && mount --bind /dev/null "$1"; shift; exec "$@"', "sh",
                         str(bashrc), *sshd]
             return self.netns.argv(sshd) if self.netns else sshd
         layers = self.chroot if isinstance(self.chroot, list) else [self.chroot]

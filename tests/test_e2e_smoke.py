@@ -14,16 +14,16 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def smoke_runs(tmp_path_factory: pytest.TempPathFactory) -> dict:
+def smoke_runs(tmp_path_factory: pytest.TempPathFactory, harness_cache: Path) -> dict:
     """Two consecutive runs of the smoke suite sharing one artifact cache."""
     tmp = tmp_path_factory.mktemp("smoke")
-    env = {"HARNESS_CACHE": str(tmp / "cache")}
+    env = {"HARNESS_CACHE": str(harness_cache)}
     first = run_cli("run", "suites/smoke.yaml", "--targets", "host", "--out", str(tmp / "out"),
                     env=env)
     second = run_cli("run", "suites/smoke.yaml", "--targets", "host", "--out", str(tmp / "out"),
                      env=env)
     runs = sorted((tmp / "out" / "smoke").iterdir())
-    return {"first": first, "second": second, "runs": runs, "cache": tmp / "cache"}
+    return {"first": first, "second": second, "runs": runs}
 
 
 def test_run_succeeds_and_stores_the_run(smoke_runs: dict) -> None:

@@ -21,7 +21,8 @@ def small(**dataset) -> NilmWorkload:
 
 def test_prepare_shapes_and_split(tmp_path):
     data = prepare(small(), "kettle", tmp_path)
-    assert sorted(p.name for p in (tmp_path / "synthetic" / f"v{DATA_VERSION}_seed0_days1").iterdir()) == [
+    folder = tmp_path / "synthetic" / f"v{DATA_VERSION}_seed0_days1"
+    assert sorted(p.name for p in folder.iterdir()) == [
         "CLEAN_House1.csv", "CLEAN_House2.csv", "CLEAN_House3.csv"]
     for split in (data.train, data.val, data.test):
         assert split.x.dtype == np.float32 and split.x.shape[1:] == (31, 1)

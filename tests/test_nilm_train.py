@@ -11,7 +11,8 @@ import pytest
 from harness.config.suite import NilmWorkload
 from harness.workloads.nilm import prepare
 
-FIXTURE = Path(__file__).resolve().parents[1].parent / "shared/fixtures/quant_debug/kettle_cnn_debug_w8_a8.csv"
+FIXTURE = (Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "quant_debug"
+           / "kettle_cnn_debug_w8_a8.csv")
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +34,8 @@ def test_tiny_training_run(tiny, arch):
 
     workload, data = tiny
     seen = []
-    model = train(workload, "kettle", arch, data, progress=lambda e, n, logs: seen.append((e, n, logs)))
+    model = train(workload, "kettle", arch, data,
+                  progress=lambda epoch, total, logs: seen.append((epoch, total, logs)))
     assert [(e, n) for e, n, _ in seen] == [(1, 1)]
     assert np.isfinite(seen[0][2]["loss"]) and np.isfinite(seen[0][2]["val_loss"])
     assert model.predict(data.test.x[:5], verbose=0).shape == (5, 2)

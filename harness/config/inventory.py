@@ -93,6 +93,16 @@ class Target(Strict):
             raise ValueError(f"{value!r} is not a user name")
         return value
 
+    @model_validator(mode="after")
+    def _one_address(self) -> "Target":
+        if self.ssh is not None and self.host is not None:
+            raise ValueError("give either `ssh` (alias or user@host[:port]) or `host`, not both")
+        if self.ssh is not None and "@" in self.ssh and self.user is not None:
+            raise ValueError(f"`user` is also given in ssh: {self.ssh!r}; keep one")
+        if self.ssh is not None and ":" in self.ssh and self.port is not None:
+            raise ValueError(f"`port` is also given in ssh: {self.ssh!r}; keep one")
+        return self
+
     @property
     def python_exe(self) -> str:
         """The interpreter that runs the device-side runner."""

@@ -28,7 +28,7 @@ class Dataset(Strict):
     source: Literal["synthetic", "refit"] = "synthetic"
     path: str | None = Field(None, description="folder of CLEAN_House{N}.csv (source: refit)")
     houses: Houses = Houses(train=[1, 2, 3, 4], val=[5], test=[6])
-    days: float = Field(8.0, gt=0, description="days per synthetic house")
+    days: float = Field(12.0, gt=0, description="days per synthetic house")
     seed: int = 0
     channels: dict[Appliance, dict[int, int]] | None = Field(
         None, description="appliance -> {house: N of ApplianceN}; overrides the REFIT mapping "
@@ -67,7 +67,7 @@ class TransformerSpec(Strict):
     heads: int = Field(2, ge=1)
     layers: int = Field(2, ge=1)
     ff: int = Field(64, ge=4)
-    stride: int = Field(4, ge=1, description="conv front end downsampling")
+    stride: int = Field(8, ge=1, description="conv front end downsampling")
 
 
 class NilmWorkload(Strict):

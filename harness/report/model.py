@@ -49,6 +49,14 @@ def _ok(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[frame["status"] == "ok"]
 
 
+def _wide(data: pd.DataFrame, index: list[str]) -> pd.DataFrame:
+    """One row per observed index combination, one column per metric (NaN values kept)."""
+    wide = data.pivot_table(index=index, columns="metric", values="value", aggfunc="first",
+                            sort=False, dropna=False)
+    observed = pd.MultiIndex.from_frame(data[index].drop_duplicates())
+    return wide[wide.index.isin(observed)]
+
+
 def latency_table(frame: pd.DataFrame, target: str) -> Table:
     """model, variant, threads, median/p90/p99 ms, n, validity, delegate coverage, size."""
     data = frame[frame["target"] == target]
@@ -93,8 +101,7 @@ def metric_table(frame: pd.DataFrame, measurement: str, title: str,
     data = _ok(frame[frame["measurement"] == measurement])
     if data.empty:
         return None
-    wide = data.pivot_table(index=index, columns="metric", values="value", aggfunc="first",
-                            sort=False, dropna=False)
+    wide = _wide(data, index)
     metrics = [m for m in (metric_order or list(wide.columns)) if m in wide.columns]
     table = Table(title, index + metrics)
     for key, values in wide.iterrows():
@@ -113,8 +120,7 @@ def accuracy_table(frame: pd.DataFrame) -> Table | None:
     if data.empty:
         return None
     index = ["target", "model", "variant", "runtime"]
-    wide = data.pivot_table(index=index, columns="metric", values="value", aggfunc="first",
-                            sort=False, dropna=False)
+    wide = _wide(data, index)
     metrics = [m for m in ACCURACY_ORDER if m in wide.columns] + [
         m for m in wide.columns if m not in ACCURACY_ORDER]
     table = Table("Accuracy on held-out data (Δ vs float on the same target)", index + metrics)
@@ -124,10 +130,9 @@ def accuracy_table(frame: pd.DataFrame) -> Table | None:
         cells = []
         for metric in metrics:
             cell = fmt(values.get(metric))
-            if base is not None:
-                delta = values.get(metric) - base.get(metric)
-                if not (isinstance(delta, float) and math.isnan(delta)):
-                    cell += f" ({delta:+.3g})"
+            now, then = values.get(metric), None if base is None else base.get(metric)
+            if then is not None and all(math.isfinite(v) for v in (now, then)):
+                cell += f" ({now - then:+.3g})"
             cells.append(cell)
         table.rows.append([fmt(k) for k in key] + cells)
     return table
@@ -179,8 +184,7 @@ def memory_table(frame: pd.DataFrame) -> Table | None:
     if data.empty:
         return None
     index = ["target", "model", "variant"]
-    wide = data.pivot_table(index=index, columns="metric", values="value", aggfunc="first",
-                            sort=False)
+    wide = _wide(data, index)
     present = [c for c in MEMORY_COLUMNS if c[0] in wide.columns]
     table = Table("Memory and size", index + [title for _, title, _ in present])
     for key, values in wide.iterrows():

@@ -76,7 +76,8 @@ def _check_exit(proc, run_dir: Path) -> None:
     unexpected = failed[[(t, m, k) not in TOLERATED for t, m, k in
                          zip(failed.target, failed.measurement, failed.error_kind)]]
     assert unexpected.empty, unexpected[["target", "measurement", "error_kind", "message"]]
-    assert proc.returncode == (3 if len(failed) else 0), proc.stderr[-3000:]
+    # a tolerated failure may or may not fail the target; anything else must not happen
+    assert proc.returncode in ((0, 3) if len(failed) else (0,)), proc.stderr[-3000:]
 
 
 def _only_run(out: Path) -> Path:
@@ -186,3 +187,38 @@ def test_sshd_killed_mid_run_then_resume(fleet, cache_env, tmp_path_factory):
         assert set(zip(rows.variant, rows.threads)) == JOBS, target
     after = medians.set_index(["target", "variant", "threads"]).value
     assert after.loc[before.index].equals(before)  # nothing measured earlier changed or was lost
+
+
+def test_runner_crash_on_the_device_is_a_clear_row_not_a_hang(cache_env, tmp_path_factory):
+    """ai-edge-litert 2.3.0 SIGSEGVs under qemu 7.2 when its default delegate is applied: on an
+    emulated device that has it, every job is a `runner_crash` row (exit 139), the device is not
+    reported unreachable, and the run ends (exit 3)."""
+    why = netns_unavailable()
+    if why:
+        pytest.skip(why)
+    import aarch64
+
+    why = aarch64.binfmt_ready()
+    if why:
+        pytest.skip(f"emulated aarch64 target: {why}")
+    layers = [aarch64.build_layer("litert"), aarch64.build()]
+    root = tmp_path_factory.mktemp("crash")
+    ns = Netns().create()
+    server = None
+    try:
+        server = SSHServer(root / "sshd", netns=ns, chroot=layers).start()
+        inventory = root / "inventory.yaml"
+        inventory.write_text(yaml.safe_dump({"targets": {"litert": server.inventory_entry()}}))
+        proc = run_cli("run", SUITE, "--targets", "litert", "--inventory", str(inventory),
+                       "--out", str(root / "out"), env=cache_env, timeout=600)
+    finally:
+        if server is not None:
+            server.stop()
+        ns.destroy()
+    assert proc.returncode == 3, proc.stderr[-3000:]
+    frame = pd.read_csv(_only_run(root / "out") / "results.csv")
+    latency = frame[frame.measurement == "latency"]
+    assert len(latency) and (latency.status == "failed").all()
+    assert set(latency.error_kind) == {"runner_crash"}, latency[["error_kind", "message"]]
+    assert set(latency.phase) == {"run"}
+    assert latency.message.str.contains("139").all()

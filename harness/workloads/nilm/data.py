@@ -119,7 +119,8 @@ def load_house(folder: Path, house: int, appliance: str,
                             hint=f"houses with one: {sorted(REFIT_CHANNELS.get(appliance, {}))}")
     path = house_file(folder, house)
     if not path.is_file():
-        raise UserError(f"{path}: no such REFIT file", hint="check dataset.path and the house numbers")
+        raise UserError(f"{path}: no such REFIT file",
+                        hint="check dataset.path and the house numbers")
     column = f"Appliance{channel}"
     try:
         frame = pd.read_csv(path, usecols=["Unix", "Aggregate", column, "Issues"])

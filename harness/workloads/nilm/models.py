@@ -1,7 +1,8 @@
 """Seq2point models (Keras 3): a Conv1D CNN and a static-shape transformer.
 
 Training models take (batch, window, 1) standardised aggregate windows and output (batch, 2):
-column 0 = appliance power scaled to [0, 1] (`POWER`, gated by the status probability), column 1 = on/off status logit (`STATUS`).
+column 0 = appliance power scaled to [0, 1] (`POWER`, gated by the status probability),
+column 1 = on/off status logit (`STATUS`).
 `export_model` wraps a trained model into the artifact model: fixed input (1, window, 1), one
 output (1, 1) = scaled power (× max power = W). The transformer uses only static shapes, dense
 layers, batched matmuls and softmax (no control flow), so XNNPACK can take the whole graph.
@@ -12,6 +13,7 @@ from __future__ import annotations
 import math
 
 import keras
+import numpy as np
 from keras import layers, ops
 
 from harness.config.suite import CnnSpec, NilmWorkload, TransformerSpec
@@ -126,7 +128,8 @@ def export_model(model: keras.Model, window: int) -> keras.Model:
     return keras.Model(inputs, outputs, name=f"{model.name}_power")
 
 
-def predict_power_w(model: keras.Model, x, appliance: str, batch_size: int = 512):
+def predict_power_w(model: keras.Model, x: np.ndarray, appliance: str,
+                    batch_size: int = 512) -> np.ndarray:
     """Appliance power in W (float32, (N,)) predicted by a training or exported model."""
     from harness.workloads.nilm.windows import unscale_target
 

@@ -40,7 +40,7 @@ def place(series: np.ndarray, start: int, profile: np.ndarray) -> None:
 def activations(rng: np.random.Generator, n: int, per_day: float,
                 hours: tuple[tuple[float, float], ...],
                 profile: Callable[[np.random.Generator], np.ndarray]) -> np.ndarray:
-    """A series of `profile` activations at `event_starts`; an event during a running one is dropped."""
+    """`profile` activations at `event_starts`; one starting while another runs is dropped."""
     series = np.zeros(n)
     busy_until = -1
     for start in np.sort(event_starts(rng, n, per_day, hours)):

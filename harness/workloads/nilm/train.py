@@ -1,4 +1,4 @@
-"""Seq2point training: Adam, early stopping on validation loss, multi-task NILM loss, fixed seeds."""
+"""Seq2point training: Adam, early stopping on validation loss, multi-task loss, fixed seeds."""
 
 from __future__ import annotations
 
@@ -50,8 +50,9 @@ def train(workload: NilmWorkload, appliance: str, arch: str, data: NilmData,
     callbacks: list[keras.callbacks.Callback] = [keras.callbacks.EarlyStopping(
         monitor="val_loss", patience=training.patience, restore_best_weights=True)]
     if progress is not None:
-        callbacks.append(keras.callbacks.LambdaCallback(
-            on_epoch_end=lambda epoch, logs: progress(epoch + 1, training.epochs, dict(logs or {}))))
+        def report(epoch: int, logs: dict | None) -> None:
+            progress(epoch + 1, training.epochs, dict(logs or {}))
+        callbacks.append(keras.callbacks.LambdaCallback(on_epoch_end=report))
     model.fit(data.train.x, targets(data.train), batch_size=training.batch_size,
               epochs=training.epochs, validation_data=(data.val.x, targets(data.val)),
               callbacks=callbacks, shuffle=True, verbose=0)

@@ -1,4 +1,4 @@
-"""Seq2point windows: standardised aggregate windows, midpoint targets, balanced calibration sets."""
+"""Seq2point windows: standardised aggregate windows, midpoint targets, balanced calibration."""
 
 from __future__ import annotations
 
