@@ -115,7 +115,7 @@ def run(suite_path: Path, targets: str | None, inventory_path: Path, out: Path,
         artifacts, builder = build_artifacts(plan, cache, progress)
         log.info("artifacts: %d built, %d reused from cache", builder.built, builder.reused)
         if not resume:
-            store.append(dropped_rows(plan), [])
+            store.append(dropped_rows(plan) + _quant_rows(plan, artifacts), [])
         measure = progress.add_task("measuring", total=len(plan.jobs)) if progress else None
 
         def sink(outcome: TargetOutcome) -> None:
@@ -140,6 +140,17 @@ def run(suite_path: Path, targets: str | None, inventory_path: Path, out: Path,
     failed = [o.name for o in outcomes if o.failed]
     return RunResult(store.dir, frame, report, failed, builder.built, builder.reused,
                      time.perf_counter() - started)
+
+
+def _quant_rows(plan: Plan, artifacts: dict[tuple[str, str], Artifact]) -> list[dict]:
+    """Quantization efficacy rows of the full-integer artifacts (they do not depend on a target)."""
+    from harness.results.rows import quant_error_rows
+
+    spec = plan.suite.measurements.quant_error
+    if spec is None:
+        return []
+    return [row for artifact in artifacts.values()
+            for row in quant_error_rows(artifact, plan.suite.name, spec.threshold)]
 
 
 def _missing_jobs(plan: Plan, store: RunStore) -> list:

@@ -165,9 +165,12 @@ def _run_job(kind: Any, ctx: TargetContext, job: Job, artifact: Artifact,
              fatal: InfraError | None) -> tuple[list[dict], list[dict]]:
     fields = dict(ctx.fields, runtime=job.runtime)
     if not artifact.ok:
-        return [failure_row(measurement="build", error_kind=artifact.error_kind,
-                            message=artifact.error or "not built", phase="build",
-                            model=job.model, variant=job.variant, **fields)], []
+        row = failure_row(measurement="build", error_kind=artifact.error_kind,
+                          message=artifact.error or "not built", phase="build",
+                          model=job.model, variant=job.variant, **fields)
+        if artifact.error_kind == "not_applicable":
+            row["status"] = "skipped"
+        return [row], []
     if fatal is not None:
         return _build_only(kind, ctx, job, artifact, fields) + [
             _job_failure(job, artifact, fields, fatal)], []

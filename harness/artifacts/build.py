@@ -56,11 +56,20 @@ def _model_file(entry: ModelFile, suite_path: Path) -> Path:
     return path
 
 
+FULL_INTEGER = ("w8_a8", "w8_a16")
+DENYLIST_SUFFIX = "_denylist"
+
+
 def variants_for(spec: ModelSpec, suite: Suite) -> list[str]:
-    """A .tflite file is measured as is; everything else in every requested variant."""
+    """A .tflite file is measured as is; everything else in every requested variant, plus w8_a8
+    with its suspected layers kept in float when the suite asks for it."""
     if spec.file is not None and spec.file.suffix == ".tflite":
         return ["as_is"]
-    return list(suite.variants)
+    variants = list(suite.variants)
+    quant = suite.measurements.quant_error
+    if quant is not None and quant.denylist_variant and spec.appliance is not None:
+        variants += [v + DENYLIST_SUFFIX for v in suite.variants if v == "w8_a8"]
+    return variants
 
 
 class Builder:
@@ -169,37 +178,87 @@ class Builder:
         return np.asarray(self._nilm_data(spec.appliance).representative, dtype=np.float32)
 
     def _variant(self, spec: ModelSpec, model_key: str, variant: str) -> Artifact:
+        quant = self.suite.measurements.quant_error
+        debug = quant is not None and variant in FULL_INTEGER and spec.appliance is not None
         key = key_of("tflite", model_key, variant, code_version("artifacts/convert.py"),
+                     code_version("workloads/nilm/quant_debug.py"), quant and quant.model_dump(),
                      package_version("tensorflow-cpu", "tensorflow"))
         path = self.cache / "tflite" / f"{key}.tflite"
         failure = self.cache / "tflite" / f"{key}.failed.json"
-        if path.is_file():
+        stats = self.cache / "tflite" / f"{key}.quant_debug.csv"
+        if failure.is_file() or (path.is_file() and (stats.is_file() or not debug)):
             self.reused += 1
-            return _tflite_artifact(spec.name, variant, path, cached=True)
-        if failure.is_file():
-            import json
+            return self._finish(spec, variant, path, failure, stats, cached=True)
+        from harness.artifacts.convert import ConversionError, configure, convert
 
-            self.reused += 1
-            return Artifact(spec.name, variant, error=json.loads(failure.read_text())["reason"],
-                            cached=True)
-        from harness.artifacts.convert import (ConversionError, convert, converter_factory,
-                                               export_batch1)
+        factory = self._factory(spec, model_key)
+        self.step(f"converting {spec.name} {variant}")
+        self.built += 1
+        representative = self._representative(spec)
+        try:
+            if variant.endswith(DENYLIST_SUFFIX):
+                data = self._denylisted(spec, model_key, variant, factory, representative)
+            else:
+                data = convert(factory, variant, representative)
+                if debug:
+                    from harness.workloads.nilm.quant_debug import debug_full_int8
+
+                    self.step(f"quantization debugger {spec.name} {variant}")
+                    frame = debug_full_int8(lambda: configure(factory(), variant, representative),
+                                            representative, quant.threshold)
+                    write_atomic(stats, frame.to_csv(index=False).encode())
+        except ConversionError as exc:
+            log.warning("%s %s did not convert: %s", spec.name, variant, exc)
+            write_json(failure, {"reason": str(exc), "kind": exc.kind})
+        else:
+            write_atomic(path, data)
+        return self._finish(spec, variant, path, failure, stats, cached=False)
+
+    def _factory(self, spec: ModelSpec, model_key: str) -> Callable[[], Any]:
+        """Fresh converters over the batch-1 SavedModel of a model (trained first if needed)."""
+        from harness.artifacts.convert import converter_factory, export_batch1
 
         keras_path = self._keras_model(spec, model_key)
         if spec.appliance is not None:
             import harness.workloads.nilm.models  # noqa: F401 - registers the custom layers
-        self.step(f"converting {spec.name} {variant}")
         shape = (self.suite.workload.window, 1) if self.suite.workload and spec.appliance else None
         saved = export_batch1(keras_path, self.cache / "models" / model_key / "saved_model", shape)
-        self.built += 1
-        try:
-            data = convert(converter_factory(saved), variant, self._representative(spec))
-        except ConversionError as exc:
-            log.warning("%s %s did not convert: %s", spec.name, variant, exc)
-            write_json(failure, {"reason": str(exc)})
-            return Artifact(spec.name, variant, error=str(exc))
-        write_atomic(path, data)
-        return _tflite_artifact(spec.name, variant, path, cached=False)
+        return converter_factory(saved)
+
+    def _denylisted(self, spec: ModelSpec, model_key: str, variant: str,
+                    factory: Callable[[], Any], representative: np.ndarray | None) -> bytes:
+        """The full-integer mode with its suspected layers (QuantizationDebugger) kept in float."""
+        import pandas as pd
+
+        from harness.artifacts.convert import ConversionError, configure
+        from harness.workloads.nilm.quant_debug import convert_with_denylist, suspected_nodes
+
+        base = self._variant(spec, model_key, variant.removesuffix(DENYLIST_SUFFIX))
+        stats = base.extra.get("quant_debug")
+        if stats is None:
+            raise ConversionError(f"{base.variant} has no quantization statistics "
+                                  f"({base.error or 'not converted'})")
+        nodes = suspected_nodes(pd.read_csv(stats))
+        if not nodes:
+            raise ConversionError(f"no suspected layers in {base.variant}: nothing to keep in float",
+                                  kind="not_applicable")
+        mode = variant.removesuffix(DENYLIST_SUFFIX)
+        return convert_with_denylist(lambda: configure(factory(), mode, representative),
+                                     representative, nodes)
+
+    def _finish(self, spec: ModelSpec, variant: str, path: Path, failure: Path, stats: Path,
+                cached: bool) -> Artifact:
+        if path.is_file():
+            artifact = _tflite_artifact(spec.name, variant, path, cached=cached)
+        else:
+            import json
+
+            reason = json.loads(failure.read_text())
+            artifact = Artifact(spec.name, variant, cached=cached, error=reason["reason"],
+                                error_kind=reason.get("kind", "conversion_failed"))
+        if stats.is_file():
+            artifact.extra["quant_debug"] = stats
+        return artifact
 
     def _file_artifact(self, spec: ModelSpec) -> Artifact:
         assert spec.file is not None

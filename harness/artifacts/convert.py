@@ -20,7 +20,14 @@ VARIANT_DESCRIPTIONS = {
 
 
 class ConversionError(Exception):
-    """A variant that the converter cannot produce; the message is the converter's reason."""
+    """A variant that the converter cannot produce; the message is the converter's reason.
+
+    `kind` is `conversion_failed`, or `not_applicable` for a variant that has nothing to build.
+    """
+
+    def __init__(self, message: str, kind: str = "conversion_failed") -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 def export_batch1(model_path: Path, out_dir: Path, input_shape: tuple[int, ...] | None) -> Path:

@@ -126,11 +126,20 @@ class ProfileSpec(Strict):
     models: list[str] | None = Field(None, description="profile only these models (default: all)")
 
 
+class QuantErrorSpec(Strict):
+    """QuantizationDebugger statistics of the full-integer modes (needs a workload's calibration)."""
+
+    threshold: float = Field(0.7, gt=0, description="RMSE/scale above which a layer is suspected")
+    denylist_variant: bool = Field(False, description="also build <mode>_denylist with the "
+                                                      "suspected layers kept in float")
+
+
 class Measurements(Strict):
     latency: LatencySpec | None = LatencySpec()
     accuracy: bool = False
     memory: bool = False
     profile: ProfileSpec | None = None
+    quant_error: QuantErrorSpec | None = None
 
 
 class Suite(Strict):

@@ -139,6 +139,28 @@ def accuracy_table(frame: pd.DataFrame) -> Table | None:
 
 
 TOP_OPS = 5
+WORST_LAYERS = 4
+
+
+def quant_error_table(frame: pd.DataFrame) -> Table | None:
+    """Per full-integer model: layers, suspected layers (RMSE/scale over the threshold), worst ones."""
+    data = _ok(frame[frame["measurement"] == "quant_error"])
+    if data.empty:
+        return None
+    table = Table("Quantization efficacy (QuantizationDebugger, RMSE/scale; ≈0.29 is ideal)",
+                  ["model", "variant", "layers", "suspected", "median RMSE/scale",
+                   "worst layers (RMSE/scale)"])
+    for (model, variant), group in data.groupby(["model", "variant"], sort=False):
+        layers = group[group["metric"] == "rmse_scale"].sort_values("value", ascending=False)
+        suspected = group[group["metric"] == "suspected_layers"]["value"]
+        worst = ", ".join(f"{r.node_type} {r.key.split(';')[0][-40:]} {r.value:.2f}"
+                          + (" (suspected)" if r.valid is False else "")
+                          for r in layers.head(WORST_LAYERS).itertuples())
+        table.rows.append([model, variant, str(len(layers)),
+                           fmt(suspected.iloc[0]) if len(suspected) else "-",
+                           fmt(layers["value"].median()), worst or "-"])
+    return table
+
 
 
 def profile_tables(frame: pd.DataFrame) -> list[Table]:
@@ -214,6 +236,7 @@ def build_report(frame: pd.DataFrame, meta: dict[str, Any]) -> Report:
     tables = [latency_table(frame, target) for target in targets]
     extra = [
         accuracy_table(frame),
+        quant_error_table(frame),
         memory_table(frame),
     ]
     tables += [t for t in extra if t is not None] + profile_tables(frame)

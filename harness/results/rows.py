@@ -70,3 +70,25 @@ def error_row(result: dict, fields: dict[str, Any]) -> dict:
     error = result.get("error") or {}
     return failure_row(measurement="latency", error_kind=error.get("kind", "runner_crash"),
                        message=error.get("message", "runner failed"), phase="run", **fields)
+
+
+def quant_error_rows(artifact: Artifact, suite: str, threshold: float) -> list[dict]:
+    """QuantizationDebugger per-layer RMSE/scale of a full-integer artifact (controller-side)."""
+    import pandas as pd
+
+    stats = artifact.extra.get("quant_debug")
+    if stats is None:
+        return []
+    frame = pd.read_csv(stats)
+    common = dict(suite=suite, model=artifact.model, variant=artifact.variant,
+                  artifact_sha256=artifact.sha256, measurement="quant_error",
+                  method="quantization_debugger")
+    rows = [make_row(**common, metric="rmse_scale", key=str(r.tensor_name), node_type=str(r.op_name),
+                     value=float(r.rmse_scale), unit="steps", n=int(r.num_elements),
+                     valid=not bool(r.suspected),
+                     hint=f"RMSE/scale > {threshold}: try this layer in float "
+                          "(quant_error.denylist_variant)" if r.suspected else None)
+            for r in frame.itertuples()]
+    rows.append(make_row(**common, metric="suspected_layers", value=int(frame["suspected"].sum()),
+                         unit="count", n=len(frame)))
+    return rows

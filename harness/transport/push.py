@@ -8,12 +8,12 @@ written or corrupted file never sits at a content-addressed path.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 import uuid
 from pathlib import Path
 
+from harness.artifacts.cache import sha256_file
 from harness.errors import InfraError, UserError
 from harness.transport.base import Transport
 
@@ -33,14 +33,6 @@ with open(sys.argv[1],'rb') as f:
     for b in iter(lambda: f.read(1<<20), b''): h.update(b)
 print(h.hexdigest())" "$1"
 '''
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def remote_sha256(transport: Transport, remote: str, python: str = "python3") -> str | None:
@@ -68,7 +60,7 @@ def push(transport: Transport, local: Path, sha256: str, ext: str,
     if not EXT_RE.match(ext):
         raise UserError(f"push: extension {ext!r} is not allowed")
     local = Path(local)
-    if file_sha256(local) != sha256:
+    if sha256_file(local) != sha256:
         raise UserError(f"push: {local} does not hash to {sha256[:12]}… (stale artifact cache?)",
                         hint="rebuild the artifact")
     remote = f"{transport.workdir.rstrip('/')}/artifacts/{sha256}.{ext}"

@@ -9,7 +9,8 @@ import pytest
 
 from harness.probe import probe
 from harness.transport import connect
-from harness.transport.push import file_sha256, push
+from harness.artifacts.cache import sha256_file as file_sha256
+from harness.transport.push import push
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 

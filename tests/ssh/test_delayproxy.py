@@ -6,7 +6,8 @@ import os
 
 from delayproxy import DelayProxy
 from harness.transport import connect
-from harness.transport.push import file_sha256, push
+from harness.artifacts.cache import sha256_file as file_sha256
+from harness.transport.push import push
 from sshd import host_pattern
 
 

@@ -15,7 +15,8 @@ import pytest
 
 from harness.errors import InfraError
 from harness.transport import connect
-from harness.transport.push import file_sha256, push
+from harness.artifacts.cache import sha256_file as file_sha256
+from harness.transport.push import push
 
 pytestmark = pytest.mark.root
 BOUND_S = 30.0

@@ -12,7 +12,8 @@ import pytest
 
 from harness.errors import UserError
 from harness.transport import LocalTransport, connect
-from harness.transport.push import file_sha256, push, push_bundle, remote_sha256
+from harness.artifacts.cache import sha256_file as file_sha256
+from harness.transport.push import push, push_bundle, remote_sha256
 
 
 @pytest.fixture
