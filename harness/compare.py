@@ -457,8 +457,9 @@ def compare_runs(current: pd.DataFrame, current_samples: list[dict], baseline: p
 
     cur_ok = cur[cur["_status"] == "ok"]
     cur_fail = cur[cur["_status"] != "ok"]
-    base_ok = base[(base["_status"] == "ok") & base["target"].map(_norm).isin(cur_targets)]
-    base_fail = base[(base["_status"] != "ok") & base["target"].map(_norm).isin(cur_targets)]
+    # rows without a target (controller-side: quantization statistics) pair like any other
+    base_ok = base[(base["_status"] == "ok") & base["target"].map(_norm).isin(cur_targets + [""])]
+    base_fail = base[(base["_status"] != "ok") & base["target"].map(_norm).isin(cur_targets + [""])]
     base_by_key = {k: row for k, row in zip(base_ok["_key"], (r for _, r in base_ok.iterrows()))}
     cur_by_key = {k: row for k, row in zip(cur_ok["_key"], (r for _, r in cur_ok.iterrows()))}
 
@@ -567,12 +568,18 @@ def compare_runs(current: pd.DataFrame, current_samples: list[dict], baseline: p
         reason = verdict.pop("reason")
         if not policy.counts:
             reason += " (informational)"
+        untrusted = False
         for side, row in (("baseline", brow), ("this run", crow)):
             if row["valid"] is False or _norm(row["valid"]).lower() in ("false", "0"):
+                untrusted = True
                 reason += f"; {side} not trustworthy: {_norm(row.get('hint')) or 'see validity'}"
         if notes:
             reason += "; " + "; ".join(notes)
-        emit(key, verdict.pop("mark"), reason, b=brow, c=crow, policy=policy, **verdict)
+        mark = verdict.pop("mark")
+        if untrusted and mark in "+-":  # a change seen through an untrustworthy measurement
+            mark, verdict["counts"] = "x", False
+            reason = "not comparable: " + reason
+        emit(key, mark, reason, b=brow, c=crow, policy=policy, **verdict)
 
     for target, count in new_rows.items():
         emit((target, "", "", "", "", "", "", ""), "x",
