@@ -21,6 +21,7 @@ import logging
 import shlex
 import socket
 import threading
+import time
 from pathlib import Path
 
 from harness.config.inventory import Target
@@ -291,17 +292,21 @@ class SSHTransport:
 
         if self._conn is None:
             raise InfraError(f"{self.name}: not connected", kind="unreachable", phase=phase)
+        timed_out = InfraError(f"{self.name}: command timed out after {timeout:g} s",
+                               kind="timeout", phase=phase,
+                               hint=f"raise command_timeout of target {self.name} if it is just slow")
+        started = time.monotonic()
         try:
             res = self._conn.run(command, hide=True, warn=True, in_stream=False, pty=False,
                                  timeout=timeout)
         except CommandTimedOut as exc:
-            raise InfraError(f"{self.name}: command timed out after {timeout:g} s",
-                             kind="timeout", phase=phase,
-                             hint=f"raise command_timeout of target {self.name} if it is just slow"
-                             ) from exc
+            raise timed_out from exc
         except (paramiko.SSHException, EOFError, OSError) as exc:
             raise self._lost(phase, exc) from exc
         if res.exited is None or res.exited == -1:
+            # invoke sometimes returns (instead of raising) when it stops a timed-out command
+            if timeout is not None and time.monotonic() - started >= timeout:
+                raise timed_out
             if not self._alive():
                 raise self._lost(phase)
             # the channel closed without an exit status: the process died from a signal that the

@@ -94,25 +94,9 @@ def aarch64_rootfs() -> Path:
 
 
 @pytest.fixture
-def aarch64_factory(aarch64_rootfs, tmp_path_factory):
+def aarch64_factory(aarch64_rootfs, netns_factory):
     """`aarch64_factory()` -> (Netns, SSHServer) serving the arm64 root fs through qemu-user."""
-    made: list[tuple[Netns, SSHServer]] = []
-
-    def make() -> tuple[Netns, SSHServer]:
-        ns = Netns().create()
-        try:
-            server = SSHServer(tmp_path_factory.mktemp("a64sshd"), netns=ns,
-                               chroot=aarch64_rootfs).start()
-        except Exception:
-            ns.destroy()
-            raise
-        made.append((ns, server))
-        return ns, server
-
-    yield make
-    for ns, server in made:
-        server.stop()
-        ns.destroy()
+    return lambda: netns_factory(chroot=aarch64_rootfs)
 
 
 @pytest.fixture
