@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -217,9 +216,3 @@ def dropped_rows(plan: Plan) -> list[dict]:
     return [make_row(suite=plan.suite.name, target=d.target, model=d.model, variant=d.variant, measurement="build",
                      metric="status", status="skipped", error_kind="unsupported",
                      message=d.reason) for d in plan.dropped]
-
-
-def write_json(path: Path, value: Any) -> None:
-    """Small helper for run-directory JSON files."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(value, indent=1, default=str))

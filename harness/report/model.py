@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import pandas as pd
 
@@ -91,22 +91,6 @@ def failures_table(frame: pd.DataFrame) -> Table:
     for r in bad.itertuples():
         table.rows.append([fmt(r.target), fmt(r.model), fmt(r.variant), r.status, fmt(r.error_kind),
                            fmt(r.phase), fmt(r.message)])
-    return table
-
-
-def metric_table(frame: pd.DataFrame, measurement: str, title: str,
-                 index: list[str], metric_order: list[str] | None = None,
-                 cell: Callable[[Any], str] = fmt) -> Table | None:
-    """A generic pivot: one row per index, one column per metric."""
-    data = _ok(frame[frame["measurement"] == measurement])
-    if data.empty:
-        return None
-    wide = _wide(data, index)
-    metrics = [m for m in (metric_order or list(wide.columns)) if m in wide.columns]
-    table = Table(title, index + metrics)
-    for key, values in wide.iterrows():
-        key = key if isinstance(key, tuple) else (key,)
-        table.rows.append([fmt(k) for k in key] + [cell(values.get(m)) for m in metrics])
     return table
 
 
