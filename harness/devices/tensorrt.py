@@ -79,6 +79,12 @@ def _stat_metric(prefix: str, name: str, pct: str | None) -> str:
     return f"{prefix}_{STAT_NAMES[name]}_ms"
 
 
+SECONDS_LINES = [(re.compile(pattern), metric) for pattern, metric in (
+    (r"^(?:Total Host Walltime|walltime):\s*([\d.eE+-]+)\s*s", "host_walltime_s"),
+    (r"^(?:Total GPU Compute Time|total compute time):\s*([\d.eE+-]+)\s*s", "total_gpu_compute_s"),
+)]
+
+
 def parse_trtexec_summary(text: str) -> list[dict]:
     """Rows from trtexec's performance summary, any of the three layouts.
 
@@ -118,15 +124,10 @@ def parse_trtexec_summary(text: str) -> list[dict]:
                                                                    s.group("pct")),
                                      value=value, unit="ms"))
             continue
-        m = re.match(r"^Total Host Walltime:\s*([\d.eE+-]+)\s*s", line)
-        if m:
-            rows.append(make_row(**common, metric="host_walltime_s", value=float(m.group(1)),
-                                 unit="s"))
-            continue
-        m = re.match(r"^Total GPU Compute Time:\s*([\d.eE+-]+)\s*s", line)
-        if m:
-            rows.append(make_row(**common, metric="total_gpu_compute_s", value=float(m.group(1)),
-                                 unit="s"))
+        seconds = next(((metric, float(m.group(1))) for pattern, metric in SECONDS_LINES
+                        if (m := pattern.match(line))), None)
+        if seconds:  # totals in seconds, in both the current and the TensorRT 7 wording
+            rows.append(make_row(**common, metric=seconds[0], value=seconds[1], unit="s"))
             continue
         # TensorRT 7: multi-line blocks
         m = OLD_HEADER_RE.match(line)
@@ -158,16 +159,6 @@ def parse_trtexec_summary(text: str) -> list[dict]:
             value = float(m.group(1))
             if value > 0:  # TensorRT 7 prints 0 qps here; the real figure is on another line
                 rows.append(make_row(**common, metric="throughput_qps", value=value, unit="qps"))
-            continue
-        m = re.match(r"^walltime:\s*([\d.eE+-]+)\s*s", line)
-        if m:
-            rows.append(make_row(**common, metric="host_walltime_s", value=float(m.group(1)),
-                                 unit="s"))
-            continue
-        m = re.match(r"^total compute time:\s*([\d.eE+-]+)\s*s", line)
-        if m:
-            rows.append(make_row(**common, metric="total_gpu_compute_s", value=float(m.group(1)),
-                                 unit="s"))
             continue
     if cov is not None:
         hint = " ".join(advice)
