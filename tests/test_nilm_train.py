@@ -11,8 +11,7 @@ import pytest
 from harness.config.suite import NilmWorkload
 from harness.workloads.nilm import prepare
 
-FIXTURE = (Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "quant_debug"
-           / "kettle_cnn_debug_w8_a8.csv")
+FIXTURE = Path(__file__).resolve().parent / "data" / "tools" / "quant_debug" / "kettle_cnn_debug_w8_a8.csv"
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-FIXTURES = ROOT.parent / "shared" / "fixtures"
+FIXTURES = ROOT / "tests" / "data" / "tools"  # real tool output, see its README
 
 
 def run_cli(*args: str, cwd: Path = ROOT, env: dict | None = None,

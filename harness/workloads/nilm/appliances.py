@@ -1,7 +1,7 @@
 """Per-appliance NILM parameters, normalisation constants and REFIT channel mappings.
 
 Thresholds, max power and minimum durations are the NILM reference project's values
-(`../shared/fixtures/README.md`); λ (the weight of the on/misclassified L1 term of the loss) is that
+(`tests/data/tools/README.md`); λ (the weight of the on/misclassified L1 term of the loss) is that
 project's `c0` per appliance. The REFIT channel mapping (``ApplianceN`` column per house) is the one
 used by the seq2point / transfer-NILM REFIT tooling (MingjunZhong/transferNILM, goruck/nilm
 `create_new_dataset.py`), which follows the REFIT cleaned-dataset README; a house without an

@@ -3,7 +3,7 @@
 API (the artifact converter calls these; TensorFlow is imported lazily):
   debug_full_int8(converter_factory, representative, threshold=0.7) -> pandas.DataFrame
       Per-layer statistics of a full-integer conversion: the debugger's columns (`STAT_COLUMNS`,
-      as in ../shared/fixtures/quant_debug/*.csv) plus `rmse_scale` and `suspected`.
+      as in tests/data/tools/quant_debug/*.csv) plus `rmse_scale` and `suspected`.
   convert_with_denylist(converter_factory, representative, nodes) -> bytes
       The same conversion with the layers whose output tensors are `nodes` kept in float
       (QuantizationDebugOptions(denylisted_nodes=...)).
