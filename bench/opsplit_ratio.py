@@ -89,7 +89,7 @@ def build(out_dir: Path) -> dict[str, Path]:
 def profile(path: Path, spec: dict) -> dict:
     """Profile one artifact with the runner's runtime selection and op-split code."""
     from opsplit import profile_model
-    from runner import import_runtime
+    from backends import import_runtime
 
     _, _, module = import_runtime("auto")
     return profile_model(module, str(path), spec)

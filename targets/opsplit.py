@@ -1,6 +1,6 @@
 """Op-split profiling: time every operator of a TFLite model on its own (device side).
 
-Used by `runner.py` for `measure.profile` when no `benchmark_model` binary is available (no pip
+Used by the runner (`job.py`) for `measure.profile` when no `benchmark_model` binary is available (no pip
 package ships one). Standard library + numpy + the TFLite runtime only; never imports TensorFlow
 unless TensorFlow *is* the runtime in use.
 
@@ -10,15 +10,16 @@ How:
    `tflite_runtime` ships none: the section then says so (status "error", kind
    "flatbuffer_tools_missing") instead of crashing the job.
 2. One full invoke with `experimental_preserve_all_tensors=True` on the runner's deterministic input
-   (standard normal, seed 0, quantized like `runner.Model.set_input`) captures every intermediate.
+   (`numpy.random.RandomState(0).standard_normal`, quantized like `TFLiteModel.set_input`) captures
+   every intermediate.
 3. Cut the primary subgraph into single-operator models: the operator's non-constant inputs become
    graph inputs, its outputs graph outputs, constant buffers are kept. Operators whose inputs are
    all constant (DEQUANTIZE of float16 weights) are folded by the runtime at prepare time: they are
    not timed alone but travel with their consumer, which thus keeps static weights (and XNNPACK).
-4. Each single-op model is loaded exactly like the whole model (`runner.Model`: same runtime, same
-   thread count, default delegate = XNNPACK where the runtime applies it), fed the real captured
-   intermediates, and timed together with the whole model by `runner.measure_latency` (warm-up, then
-   interleaved shuffled rounds until both a count and a minimum time are reached).
+4. Each single-op model is loaded exactly like the whole model (`backends.TFLiteModel`: same
+   runtime, same thread count, default delegate = XNNPACK where the runtime applies it), fed the real
+   captured intermediates, and timed together with the whole model by `measure.measure_latency`
+   (warm-up, then interleaved shuffled rounds until both a count and a minimum time are reached).
 5. Report per-op medians, the whole-model median and their ratio. Every single-op invoke pays the
    fixed per-invoke cost (Python call, interpreter and delegate dispatch) that the whole model pays
    once; a one-ADD 1×1 probe model timed in the same rounds measures it, and `ratio` counts it once
@@ -30,10 +31,11 @@ from __future__ import annotations
 import copy
 import os
 import tempfile
-from types import SimpleNamespace
 from typing import Any
 
-from runner import Model, RunnerError, measure_latency  # shipped beside this file
+from backends import TFLiteModel, quantized  # shipped beside this file
+from measure import measure_latency, sample_stats
+from runner_error import RunnerError
 
 SECTION_VERSION = 1
 CONSTANT_OP = ("all inputs are constant: the runtime evaluates it once while preparing, not per "
@@ -208,13 +210,12 @@ def overhead_probe_model(schema: Any, fbu: Any) -> bytes:
 # --------------------------------------------------------------------------- capture
 
 def deterministic_inputs(interp: Any) -> None:
-    """The runner's input: standard normal, seed 0, quantized like `runner.Model.set_input`."""
+    """The runner's input: RandomState(0) standard normal, quantized like the runner's models."""
     import numpy as np
 
-    rng = np.random.default_rng(0)
+    rng = np.random.RandomState(0)
     for detail in interp.get_input_details():
-        x = rng.standard_normal(detail["shape"])
-        Model.set_input(SimpleNamespace(interp=interp, input=detail), x)  # reuse, not a copy
+        interp.set_tensor(detail["index"], quantized(detail, rng.standard_normal(detail["shape"])))
 
 
 def capture_tensors(module: Any, model_path: str, graph: Any, model: Any) -> dict[int, Any]:
@@ -240,7 +241,7 @@ def capture_tensors(module: Any, model_path: str, graph: Any, model: Any) -> dic
     return values
 
 
-def _feed(m: Model, feeds: list[int], values: dict[int, Any]) -> None:
+def _feed(m: TFLiteModel, feeds: list[int], values: dict[int, Any]) -> None:
     details = m.interp.get_input_details()
     resized = False
     for detail, t in zip(details, feeds):
@@ -256,19 +257,6 @@ def _feed(m: Model, feeds: list[int], values: dict[int, Any]) -> None:
 
 
 # --------------------------------------------------------------------------- profile
-
-def sample_stats(samples: list[float]) -> dict[str, Any]:
-    """median, p10, p90, IQR (µs) and n; the per-op raw samples are not kept (can be 10⁵ per op)."""
-    import numpy as np
-
-    if not samples:
-        return {"median_us": None, "p10_us": None, "p90_us": None, "iqr_us": None, "n": 0}
-    q10, q25, q50, q75, q90 = np.quantile(np.asarray(samples, dtype=float),
-                                          [0.10, 0.25, 0.50, 0.75, 0.90])
-    return {"median_us": round(float(q50), 3), "p10_us": round(float(q10), 3),
-            "p90_us": round(float(q90), 3), "iqr_us": round(float(q75 - q25), 3),
-            "n": len(samples)}
-
 
 def _threads(spec: dict) -> int:
     threads = spec.get("threads", 1)
@@ -324,7 +312,6 @@ def profile_model(module: Any, model_path: str, spec: dict) -> dict[str, Any]:
     except Exception as exc:  # noqa: BLE001 - a broken file is data, not a crash
         return _error("model_load", f"{model_path}: cannot read the flatbuffer: {exc}", spec)
     graph = model.subgraphs[0]
-    runtime = getattr(module, "__name__", "runtime")
     try:
         values = capture_tensors(module, model_path, graph, model)
     except (ValueError, RuntimeError) as exc:
@@ -333,14 +320,14 @@ def profile_model(module: Any, model_path: str, spec: dict) -> dict[str, Any]:
 
     folded = constant_ops(model)
     ops: list[dict[str, Any]] = []
-    timed_ops: list[tuple[dict[str, Any], Model]] = []
+    timed_ops: list[tuple[dict[str, Any], TFLiteModel]] = []
     with tempfile.TemporaryDirectory(prefix="opsplit-") as tmp:
         try:
-            whole = Model(module, model_path, threads, runtime)
+            whole = TFLiteModel(module, model_path, threads)
             probe_path = os.path.join(tmp, "overhead_probe.tflite")
             with open(probe_path, "wb") as f:
                 f.write(overhead_probe_model(schema, fbu))
-            probe = Model(module, probe_path, threads, runtime)
+            probe = TFLiteModel(module, probe_path, threads)
         except RunnerError as exc:
             return _error(exc.kind, str(exc), spec)
         deterministic_inputs(whole.interp)
@@ -362,7 +349,7 @@ def profile_model(module: Any, model_path: str, spec: dict) -> dict[str, Any]:
                 path = os.path.join(tmp, f"op{index}.tflite")
                 with open(path, "wb") as f:
                     f.write(content)
-                m = Model(module, path, threads, runtime)
+                m = TFLiteModel(module, path, threads)
                 _feed(m, feeds, values)
                 m.interp.invoke()  # fail here, not inside the timing loop
             except Exception as exc:  # noqa: BLE001 - one odd operator must not end the profile
@@ -388,7 +375,7 @@ def profile_model(module: Any, model_path: str, spec: dict) -> dict[str, Any]:
         "threads": threads,
         "protocol": {k: spec.get(k) for k in ("warmup_runs", "warmup_seconds", "runs",
                                               "min_seconds", "rounds")},
-        "capture": {"input": "standard_normal(seed=0)", "preserve_all_tensors": True,
+        "capture": {"input": "RandomState(0).standard_normal", "preserve_all_tensors": True,
                     "tensors": len(values)},
         "whole": {"samples_us": whole_result["samples_us"], **whole_stats,
                   "init_ms": whole_result["init_ms"], "delegate": whole_result["delegate"],

@@ -1,9 +1,13 @@
-"""The device-side runner on real models: job JSON in, result JSON out, failures as documents."""
+"""The device-side runner on real models: job JSON in, result JSON out, failures as documents,
+fresh results only (job_id + attempt, atomic writes, no result on SIGTERM/SIGINT), the test-only
+stretch knob."""
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -13,22 +17,24 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "targets"))
-import runner  # noqa: E402
+import backends  # noqa: E402
+from runner_error import RunnerError  # noqa: E402
 
 
-def _job(workdir: Path, model: Path, **measure) -> Path:
+def _job(workdir: Path, model: Path, fields: dict | None = None, **measure) -> Path:
+    """A job document for `model` in `workdir` (extra top-level `fields`, e.g. attempt, stretch)."""
     (workdir / "artifacts").mkdir(parents=True, exist_ok=True)
     (workdir / "jobs").mkdir(exist_ok=True)
     shutil.copyfile(model, workdir / "artifacts" / model.name)
     job = {"schema_version": 1, "job_id": "j", "model": f"artifacts/{model.name}", "runtime": "auto",
-           "result": "results/j.json", "measure": measure}
+           "result": "results/j.json", "measure": measure, **(fields or {})}
     path = workdir / "jobs" / "j.json"
     path.write_text(json.dumps(job))
     return path
 
 
-def _run(job: Path) -> tuple[int, dict]:
-    proc = subprocess.run([sys.executable, str(ROOT / "targets" / "runner.py"), str(job)],
+def _run(job: Path, entry: str = "runner.py") -> tuple[int, dict]:
+    proc = subprocess.run([sys.executable, str(ROOT / "targets" / entry), str(job)],
                           capture_output=True, text=True, timeout=300)
     return proc.returncode, json.loads((job.parent.parent / "results" / "j.json").read_text())
 
@@ -46,6 +52,8 @@ def test_latency_samples_and_full_xnnpack_coverage(tiny_models: dict, tmp_path: 
     assert [entry["threads"] for entry in result["latency"]] == [1, 2]
     for entry in result["latency"]:
         assert len(entry["samples_us"]) >= 25 and min(entry["samples_us"]) > 0
+        assert entry["n"] == len(entry["samples_us"])
+        assert entry["p10_us"] <= entry["median_us"] <= entry["p90_us"]
         assert entry["delegate"] == "XNNPACK" and entry["delegated_nodes"] == 1
         assert entry["undelegated_ops"] == []
     memory = result["memory"]
@@ -75,15 +83,16 @@ def test_outputs_match_the_runtime_run_directly(tiny_models: dict, tmp_path: Pat
 def test_corrupt_model_is_an_error_document(tmp_path: Path) -> None:
     bad = tmp_path / "bad.tflite"
     bad.write_bytes(b"TFL3" + b"\x00" * 100)
-    code, result = _run(_job(tmp_path / "wd", bad, latency=LATENCY))
+    code, result = _run(_job(tmp_path / "wd", bad, {"attempt": "3"}, latency=LATENCY))
     assert code == 1 and result["status"] == "error"
+    assert result["job_id"] == "j" and result["attempt"] == "3"  # errors answer their attempt too
     assert result["error"]["kind"] in ("model_load", "runner_crash")
     assert "bad.tflite" in result["error"]["message"] or result["error"]["kind"] == "runner_crash"
 
 
 def test_missing_runtime_names_the_fix() -> None:
-    with pytest.raises(runner.RunnerError) as err:
-        runner.import_runtime("no_such_runtime")
+    with pytest.raises(RunnerError) as err:
+        backends.import_runtime("no_such_runtime")
     assert err.value.kind == "runtime_missing" and "pip install ai-edge-litert" in str(err.value)
 
 
@@ -94,6 +103,178 @@ def test_delegate_coverage_finds_undelegated_nodes() -> None:
     # 0 -CONV-> 2 -RELU-> 3 -CUSTOM-> 4; a delegate took CONV and RELU (inputs 0,1 → output 3)
     ops = [op(0, "CONV_2D", [0, 1], [2]), op(1, "RELU", [2], [3]), op(2, "CUSTOM", [3], [4]),
            op(3, "DELEGATE", [0, 1], [3])]
-    assert runner.delegate_coverage(ops) == {"delegate": "XNNPACK", "delegated_nodes": 1,
+    assert backends.delegate_coverage(ops) == {"delegate": "XNNPACK", "delegated_nodes": 1,
                                              "undelegated_ops": ["CUSTOM"]}
-    assert runner.delegate_coverage(ops[:3])["undelegated_ops"] == ["CONV_2D", "CUSTOM", "RELU"]
+    assert backends.delegate_coverage(ops[:3])["undelegated_ops"] == ["CONV_2D", "CUSTOM", "RELU"]
+
+
+# --------------------------------------------------------------------------- A/B mode, fresh results
+
+AB = {"threads": [1], "warmup_runs": 3, "warmup_seconds": 0.0, "runs": 20, "min_seconds": 0.2,
+      "rounds": 1}
+# measures until killed (the test stops it once the runner says it is timing)
+ENDLESS = {"threads": [1], "warmup_runs": 1, "warmup_seconds": 0.0, "runs": 1,
+           "min_seconds": 3600.0, "rounds": 1}
+
+
+def test_ab_job_echoes_job_id_and_attempt_with_summaries(tiny_models: dict, tmp_path: Path) -> None:
+    """One thread count and a short minimum time, as A/B re-measurement asks for."""
+    code, result = _run(_job(tmp_path, tiny_models["w8_a8"], {"attempt": "night-7/2"}, latency=AB))
+    assert code == 0 and result["status"] == "ok", result
+    assert result["job_id"] == "j" and result["attempt"] == "night-7/2"
+    assert "stretch" not in result
+    [entry] = result["latency"]
+    samples = np.asarray(entry["samples_us"])
+    assert entry["threads"] == 1 and entry["n"] == len(samples) >= AB["runs"]
+    assert entry["median_us"] == pytest.approx(np.median(samples), abs=1e-2)
+    assert entry["p10_us"] == pytest.approx(np.quantile(samples, 0.1), abs=1e-2)
+    assert entry["p90_us"] == pytest.approx(np.quantile(samples, 0.9), abs=1e-2)
+
+
+def test_a_job_without_attempt_answers_null(tiny_models: dict, tmp_path: Path) -> None:
+    code, result = _run(_job(tmp_path, tiny_models["w8_a8"], latency=AB))
+    assert code == 0 and result["attempt"] is None
+
+
+@pytest.fixture(scope="module")
+def cnn_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A seq2point-sized float CNN (~10² µs per invoke on a PC: the invoke, not the Python call
+    around it, dominates a sample)."""
+    import keras
+
+    from harness.artifacts.convert import convert, converter_factory, export_batch1
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((599, 1))
+    x = inputs
+    for filters in (16, 16, 32, 32):
+        x = keras.layers.Conv1D(filters, 9, padding="same", activation="relu")(x)
+        x = keras.layers.MaxPooling1D(2)(x)
+    x = keras.layers.Dense(64, activation="relu")(keras.layers.Flatten()(x))
+    folder = tmp_path_factory.mktemp("cnn")
+    keras.Model(inputs, keras.layers.Dense(1)(x)).save(folder / "cnn.keras")
+    factory = converter_factory(export_batch1(folder / "cnn.keras", folder / "saved", None))
+    path = folder / "cnn_convert_only.tflite"
+    path.write_bytes(convert(factory, "convert_only", None))
+    return path
+
+
+def test_stretch_scales_the_timed_samples(cnn_model: Path, tmp_path: Path) -> None:
+    """The test-only knob: stretch 1.5 makes the median about 1.5 times that of stretch 1.0.
+
+    Both runners measure at the same time (one core each), so a shared machine that changes
+    speed weighs on both alike."""
+    spec = {"threads": [1], "warmup_runs": 20, "warmup_seconds": 0.1, "runs": 200,
+            "min_seconds": 1.0, "rounds": 5}
+    jobs = {stretch: _job(tmp_path / str(stretch), cnn_model, {"stretch": stretch}, latency=spec)
+            for stretch in (1.0, 1.5)}
+    procs = {stretch: subprocess.Popen([sys.executable, str(ROOT / "targets" / "runner.py"),
+                                        str(job)], stderr=subprocess.DEVNULL)
+             for stretch, job in jobs.items()}
+    results = {}
+    for stretch, proc in procs.items():
+        assert proc.wait(timeout=300) == 0
+        results[stretch] = json.loads((jobs[stretch].parent.parent / "results" / "j.json")
+                                      .read_text())
+    assert "stretch" not in results[1.0] and results[1.5]["stretch"] == 1.5
+    medians = {stretch: result["latency"][0]["median_us"] for stretch, result in results.items()}
+    assert 1.3 <= medians[1.5] / medians[1.0] <= 1.8, medians
+
+
+@pytest.mark.parametrize("stretch", [0.5, "2"])
+def test_a_bad_stretch_is_a_bad_job(tiny_models: dict, tmp_path: Path, stretch: object) -> None:
+    code, result = _run(_job(tmp_path, tiny_models["w8_a8"], {"stretch": stretch}, latency=AB))
+    assert code == 1 and result["error"]["kind"] == "bad_job"
+    assert "stretch" in result["error"]["message"]
+
+
+def _start(job: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, str(ROOT / "targets" / "runner.py"), str(job)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_until_timing(proc: subprocess.Popen) -> None:
+    """Read the runner's progress lines until it starts timing (it never ends by itself)."""
+    seen = []
+    for line in proc.stderr:
+        seen.append(line)
+        if ": latency" in line:
+            return
+    raise AssertionError(f"the runner ended (exit {proc.wait()}) before timing: {seen}")
+
+
+def test_a_killed_runner_leaves_the_previous_result_untouched(tiny_models: dict,
+                                                              tmp_path: Path) -> None:
+    job = _job(tmp_path, tiny_models["w8_a8"], {"attempt": "1"}, latency=AB)
+    code, first = _run(job)
+    assert code == 0 and first["attempt"] == "1"
+    results = tmp_path / "results"
+    before = (results / "j.json").read_bytes()
+    _job(tmp_path, tiny_models["w8_a8"], {"attempt": "2"}, latency=ENDLESS)
+    proc = _start(job)
+    try:
+        _wait_until_timing(proc)
+        proc.kill()  # SIGKILL: no handler runs
+        assert proc.wait(timeout=60) == -signal.SIGKILL
+    finally:
+        proc.kill()
+        proc.stderr.close()
+    assert (results / "j.json").read_bytes() == before
+    assert os.listdir(results) == ["j.json"]  # no temp file left behind either
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_stopped_runner_writes_no_result(tiny_models: dict, tmp_path: Path, signum: int) -> None:
+    job = _job(tmp_path, tiny_models["w8_a8"], {"attempt": "1"}, latency=ENDLESS)
+    proc = _start(job)
+    try:
+        _wait_until_timing(proc)
+        proc.send_signal(signum)
+        assert proc.wait(timeout=60) == 128 + signum  # the shell's convention
+        assert "no result written" in proc.stderr.read()
+    finally:
+        proc.kill()
+        proc.stderr.close()
+    results = tmp_path / "results"
+    assert not results.exists() or os.listdir(results) == []
+
+
+def test_an_interrupted_write_keeps_the_previous_file(tmp_path: Path) -> None:
+    import job as job_module
+
+    target = tmp_path / "j.json"
+    target.write_text('{"attempt": "1"}')
+
+    def half_then_signal(f) -> None:
+        f.write('{"attempt": "2", "sta')
+        raise job_module.Interrupted(signal.SIGTERM)
+
+    with pytest.raises(job_module.Interrupted):
+        job_module.write_atomically(target, half_then_signal)
+    assert target.read_text() == '{"attempt": "1"}' and os.listdir(tmp_path) == ["j.json"]
+    job_module.write_result(target, {"attempt": "3"})
+    assert json.loads(target.read_text()) == {"attempt": "3"}
+    assert os.listdir(tmp_path) == ["j.json"] and (target.stat().st_mode & 0o777) == 0o644
+
+
+# --------------------------------------------------------------------------- entry points
+
+def test_entry_points_use_their_backend(tiny_models: dict, tmp_path: Path) -> None:
+    code, result = _run(_job(tmp_path / "ort", tiny_models["w8_a8"], latency=AB), "ort_runner.py")
+    assert code == 1 and result["error"]["kind"] == "model_load"
+    assert "onnxruntime runs .onnx models" in result["error"]["message"]
+    code, result = _run(_job(tmp_path / "tpu", tiny_models["w8_a8"], latency=AB),
+                        "delegate_runner.py")
+    assert code == 1 and result["error"]["kind"] == "bad_job"
+
+
+@pytest.mark.parametrize("entry", ["runner.py", "delegate_runner.py"])
+def test_a_missing_delegate_library_is_device_missing(tiny_models: dict, tmp_path: Path,
+                                                      entry: str) -> None:
+    """A delegate job (as the Edge TPU device kind writes it) through either entry point."""
+    fields = {"delegate": {"name": "edgetpu", "library": "libno_such_delegate.so.1"},
+              "loop_rate": True}
+    code, result = _run(_job(tmp_path, tiny_models["w8_a8"], fields, latency=AB), entry)
+    assert code == 1 and result["error"]["kind"] == "device_missing"
+    assert "libno_such_delegate.so.1" in result["error"]["message"]
+    assert "libedgetpu1-std" in result["error"]["message"]

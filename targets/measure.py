@@ -1,0 +1,127 @@
+"""Device-side measurements on loaded models (any backend): latency, outputs, loop rate, peak RSS.
+
+Latency protocol: warm every model up (a count and a minimum time), then time the models
+interleaved in shuffled rounds until each has both `runs` samples and `min_seconds` of them; raw
+samples in µs plus a summary. Standard library + numpy only.
+"""
+
+from __future__ import annotations
+
+import random
+import resource
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, List
+
+from environment import read_text
+
+SUMMARY_QUANTILES = (0.10, 0.25, 0.50, 0.75, 0.90)
+
+
+def run_until(invoke: Callable[[], None], runs: int, seconds: float,
+              stretch: float = 1.0) -> List[float]:
+    """Invoke until both `runs` calls and `seconds` have passed; samples in µs.
+
+    `stretch` > 1 (test-only) busy-waits after each invoke so the sample is `stretch` times the
+    real invoke time: a known, injected slowdown.
+    """
+    samples: List[float] = []
+    clock = time.perf_counter_ns
+    deadline = clock() + int(seconds * 1e9)
+    if stretch == 1.0:
+        while len(samples) < runs or clock() < deadline:
+            t0 = clock()
+            invoke()
+            samples.append((clock() - t0) / 1e3)
+        return samples
+    while len(samples) < runs or clock() < deadline:
+        t0 = clock()
+        invoke()
+        t1 = clock()
+        until = t0 + int((t1 - t0) * stretch)
+        while t1 < until:  # spin: sleeping would add the scheduler's wake-up latency
+            t1 = clock()
+        samples.append((t1 - t0) / 1e3)
+    return samples
+
+
+def sample_stats(samples: List[float]) -> Dict[str, Any]:
+    """median, p10, p90, IQR (µs) and n of raw samples (linear interpolation)."""
+    import numpy as np
+
+    if not samples:
+        return {"median_us": None, "p10_us": None, "p90_us": None, "iqr_us": None, "n": 0}
+    q10, q25, q50, q75, q90 = np.quantile(np.asarray(samples, dtype=float), SUMMARY_QUANTILES)
+    return {"median_us": round(float(q50), 3), "p10_us": round(float(q10), 3),
+            "p90_us": round(float(q90), 3), "iqr_us": round(float(q75 - q25), 3),
+            "n": len(samples)}
+
+
+def measure_latency(models: List[Any], spec: dict, stretch: float = 1.0) -> List[Dict[str, Any]]:
+    """Warm up every model, then time them interleaved in shuffled rounds.
+
+    spec: warmup_runs (10), warmup_seconds (0.5), runs (50), min_seconds (1.0), rounds (5).
+    One entry per model, in order: {"threads", "samples_us", "median_us", "p10_us", "p90_us",
+    "iqr_us", "n", "init_ms", "delegate", "delegated_nodes", "undelegated_ops"}.
+    """
+    for m in models:
+        run_until(m.invoke, spec.get("warmup_runs", 10), spec.get("warmup_seconds", 0.5))
+    rounds = max(1, int(spec.get("rounds", 5)))
+    per_round_runs = -(-int(spec.get("runs", 50)) // rounds)
+    per_round_seconds = float(spec.get("min_seconds", 1.0)) / rounds
+    samples: Dict[int, List[float]] = {id(m): [] for m in models}
+    rng = random.Random(0)
+    for _ in range(rounds):
+        order = list(models)
+        rng.shuffle(order)
+        for m in order:
+            samples[id(m)] += run_until(m.invoke, per_round_runs, per_round_seconds, stretch)
+    entries = []
+    for m in models:
+        entry: Dict[str, Any] = {"threads": m.threads,
+                                 "samples_us": [round(s, 3) for s in samples[id(m)]]}
+        entry.update(sample_stats(samples[id(m)]))
+        entry["init_ms"] = round(m.init_ms, 3)
+        entry.update(m.coverage)
+        entries.append(entry)
+    return entries
+
+
+def run_outputs(model: Any, inputs_path: Path) -> Any:
+    """Run every window of an .npy input file; the float outputs, one row per window."""
+    import numpy as np
+
+    windows = np.load(str(inputs_path))
+    out = np.empty((len(windows),) + tuple(model.output["shape"][1:]), dtype=np.float32)
+    for i, window in enumerate(windows):
+        model.set_input(window)
+        model.invoke()
+        out[i] = model.output_value()[0]
+    return out
+
+
+def loop_rate(model: Any, spec: dict, seed: int = 0) -> Dict[str, Any]:
+    """Iterations per second of set input + invoke + read output (an application's loop)."""
+    import numpy as np
+
+    shape = (16,) + tuple(model.input["shape"][1:])
+    windows = np.random.RandomState(seed).standard_normal(shape).astype("float32")
+    runs, seconds = int(spec.get("runs", 50)), float(spec.get("min_seconds", 1.0))
+    count, started = 0, time.perf_counter()
+    while count < runs or time.perf_counter() - started < seconds:
+        model.set_input(windows[count % len(windows)][None])
+        model.invoke()
+        model.output_value()
+        count += 1
+    elapsed = time.perf_counter() - started
+    return {"threads": model.threads, "iterations": count, "seconds": round(elapsed, 6),
+            "rate_hz": round(count / elapsed, 3) if elapsed else None}
+
+
+def peak_rss_kb() -> int:
+    """Peak resident set size of this process (VmHWM), in KiB."""
+    status = read_text("/proc/self/status") or ""
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
