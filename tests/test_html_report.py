@@ -125,6 +125,13 @@ def test_run_report_with_comparison_and_history_sections() -> None:
     assert order == ["comparison", "latency", "pareto", "profile", "memory", "trends", "tables"]
 
 
+def test_a_run_without_rows_renders_notes_instead_of_plots() -> None:
+    text = render_html(to_frame([]), {})
+    assert "<figure" not in text and text.count('class="empty"') == 4
+    assert plot_json(text) == {"latency": [], "pareto": [], "profile": {"types": [], "bars": []},
+                               "memory": []}
+
+
 def test_history_page_marks_change_points() -> None:
     series, change_points = _history()
     text = render_history_html(series, change_points)

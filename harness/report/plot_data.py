@@ -55,10 +55,6 @@ def _ok(frame: pd.DataFrame, measurement: str | list[str]) -> pd.DataFrame:
     return frame[(frame["status"] == "ok") & frame["measurement"].isin(wanted)]
 
 
-def _targets(frame: pd.DataFrame) -> list[str]:
-    return [t for t in dict.fromkeys(frame["target"].dropna()) if isinstance(t, str)]
-
-
 # --------------------------------------------------------------------------- latency
 
 def latency_points(frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -240,4 +236,4 @@ def history_series(series: pd.DataFrame,
 
 def targets_of(frame: pd.DataFrame) -> list[str]:
     """Targets in the order they first appear."""
-    return _targets(frame)
+    return [t for t in dict.fromkeys(frame["target"].dropna()) if isinstance(t, str)]

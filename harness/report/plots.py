@@ -404,7 +404,7 @@ def memory_plot(records: list[dict[str, Any]]) -> Plot | None:
 
 def comparison_plot(rows: list[dict[str, Any]]) -> Plot | None:
     """Forest plot: each row's ratio (current / baseline) with its interval, against threshold."""
-    rows = [r for r in rows if r["ratio"] is not None]
+    rows = [r for r in rows if r["ratio"] is not None and r["ratio"] > 0]  # log axis
     if not rows:
         return None
     name = "comparison"
@@ -420,7 +420,7 @@ def comparison_plot(rows: list[dict[str, Any]]) -> Plot | None:
         for row, r in enumerate(rows):
             colour = DECISION_COLOURS.get(r["decision"], MUTED)
             low, high = r["ci_low"], r["ci_high"]
-            if low is not None and high is not None:
+            if low is not None and high is not None and low > 0:
                 ax.hlines(row, low, high, color=colour, lw=2.2, alpha=0.6)
                 span += [low, high]
             if r["threshold"] is not None:
