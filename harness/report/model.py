@@ -39,6 +39,13 @@ def fmt(value: Any, digits: int = 3) -> str:
     return str(value)
 
 
+def cell(value: Any) -> str:
+    """A display string; empty for None, NA and NaN."""
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return str(value)
+
+
 def _size(value: Any) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
