@@ -128,10 +128,10 @@ def run(suite_path: Path, targets: str | None, inventory_path: Path, out: Path,
     started = time.perf_counter()
     previous: RunMeta | None = None
     if resume:
-        store = RunDir(resume)
-        if not store.has_meta():
+        rundir = RunDir(resume)
+        if not rundir.has_meta():
             raise UserError(f"--resume: {resume} is not a run directory (no run.json)")
-        previous = store.meta()
+        previous = rundir.meta()
         if not previous.suite_path:
             raise UserError(f"--resume: {resume} has no suite file in its run.json",
                             hint="only runs made by `harness run` can be resumed")
@@ -146,14 +146,14 @@ def run(suite_path: Path, targets: str | None, inventory_path: Path, out: Path,
     plan = make_plan(suite, suite_path, inventory, selected)
     cache = cache or defaults.cache_dir()
     if previous is None:
-        store = RunDir.create(out, suite.name)
+        rundir = RunDir.create(out, suite.name)
     else:
-        plan.jobs = _missing_jobs(plan, store)
-    with _log_to(store.file(LOG_FILE)):
-        log.info("run %s: suite %s on %s (%d jobs)", store.run_id, suite.name, selected,
+        plan.jobs = _missing_jobs(plan, rundir)
+    with _log_to(rundir.file(LOG_FILE)):
+        log.info("run %s: suite %s on %s (%d jobs)", rundir.run_id, suite.name, selected,
                  len(plan.jobs))
-        recorder = RunRecorder(store, RunMeta(
-            run_id=store.run_id, suite_path=str(suite_path.resolve()),
+        recorder = RunRecorder(rundir, RunMeta(
+            run_id=rundir.run_id, suite_path=str(suite_path.resolve()),
             inventory_path=str(inventory_path.resolve()), targets=selected,
             suite=suite.model_dump(mode="json"), harness_version=__version__,
             controller={"python": platform.python_version(), "os": platform.platform()},
@@ -162,20 +162,20 @@ def run(suite_path: Path, targets: str | None, inventory_path: Path, out: Path,
         artifacts, builder = build_artifacts(plan, cache, progress)
         log.info("artifacts: %d built, %d reused from cache", builder.built, builder.reused)
         if previous is None:
-            store.append(dropped_rows(plan) + _quant_rows(plan, artifacts), [])
+            rundir.append(dropped_rows(plan) + _quant_rows(plan, artifacts), [])
         measure = progress.add_task("measuring", total=len(plan.jobs)) if progress else None
 
         def advance(target: str) -> None:
             if progress:
                 progress.advance(measure)
 
-        outcomes = run_plan(plan, inventory, artifacts, store.targets_dir, cache, recorder.record,
+        outcomes = run_plan(plan, inventory, artifacts, rundir.targets_dir, cache, recorder.record,
                             advance, inventory_path=inventory_path)
         for outcome in outcomes:
             recorder.environment(outcome)
         frame, report = recorder.finish(time.perf_counter() - started)
     failed = [o.name for o in outcomes if o.failed]
-    return RunResult(store.path, frame, report, failed, builder.built, builder.reused,
+    return RunResult(rundir.path, frame, report, failed, builder.built, builder.reused,
                      time.perf_counter() - started)
 
 
@@ -190,9 +190,9 @@ def _quant_rows(plan: Plan, artifacts: dict[tuple[str, str], Artifact]) -> list[
             for row in quant_error_rows(artifact, plan.suite.name, spec.threshold)]
 
 
-def _missing_jobs(plan: Plan, store: RunDir) -> list:
+def _missing_jobs(plan: Plan, rundir: RunDir) -> list:
     """Jobs of the plan without a successful result in the run; their failure rows are dropped."""
-    ok = [r for r in store.rows() if r.get("status") == "ok" and r.get("measurement") == "latency"]
+    ok = [r for r in rundir.rows() if r.get("status") == "ok" and r.get("measurement") == "latency"]
 
     def done(job: Any) -> bool:  # rows carry the runtime actually used; "auto" matches any
         return any((r["target"], r["model"], r["variant"]) == (job.target, job.model, job.variant)
@@ -200,7 +200,7 @@ def _missing_jobs(plan: Plan, store: RunDir) -> list:
 
     missing = [job for job in plan.jobs if not done(job)]
     redo = {(job.target, job.model, job.variant) for job in missing}
-    store.drop_rows(lambda r: (r.get("target"), r.get("model"), r.get("variant")) not in redo
+    rundir.drop_rows(lambda r: (r.get("target"), r.get("model"), r.get("variant")) not in redo
                     or r.get("status") == "skipped")
     return missing
 
@@ -215,18 +215,18 @@ def import_run(tool: str, files: list[Path], target: str, model: str, variant: s
         if not path.is_file():
             raise UserError(f"harness import: {path} does not exist")
     rows = import_files(tool, files, target, model, variant)
-    store = RunDir.create(out, suite)
+    rundir = RunDir.create(out, suite)
     for row in rows:
         row["suite"] = row.get("suite") or suite
-    store.append(rows, [])
-    meta = RunMeta(run_id=store.run_id, suite={"name": suite}, targets=[target],
+    rundir.append(rows, [])
+    meta = RunMeta(run_id=rundir.run_id, suite={"name": suite}, targets=[target],
                    imported={"tool": tool, "files": [str(p.resolve()) for p in files]},
                    harness_version=__version__)
-    store.write_meta(meta)
-    frame = store.finish()
+    rundir.write_meta(meta)
+    frame = rundir.finish()
     report = build_report(frame, meta.to_json())
-    store.write_report(markdown.render(report))
-    return RunResult(store.path, frame, report, [], 0, 0, time.perf_counter() - started)
+    rundir.write_report(markdown.render(report))
+    return RunResult(rundir.path, frame, report, [], 0, 0, time.perf_counter() - started)
 
 
 def render_run(run_dir: Path) -> Report:

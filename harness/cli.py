@@ -102,7 +102,8 @@ def run(suite: Optional[Path] = typer.Argument(None, help="suite YAML (omit with
     console.print(f"[bold]run stored in[/bold] {result.run_dir}  "
                   f"(artifacts: {result.built} built, {result.reused} reused from cache; "
                   f"{result.seconds:.1f} s)")
-    after = regress.after_run(result.run_dir, compare_baseline=compare_baseline or fail_on_regression,
+    after = regress.after_run(result.run_dir,
+                              compare_baseline=compare_baseline or fail_on_regression,
                               update_baseline=update_baseline,
                               history_path=history or defaults.history_path(out),
                               baselines=baselines)

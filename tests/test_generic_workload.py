@@ -90,7 +90,8 @@ def test_specs_variants_and_data_errors(tmp_path):
     suite = load_suite(path)
     specs = model_specs(suite, path)
     assert [(s.name, s.file, s.workload) for s in specs] == [
-        ("clf", tmp_path / "clf.keras", "generic"), ("clf_tflite", tmp_path / "clf.tflite", "generic")]
+        ("clf", tmp_path / "clf.keras", "generic"),
+        ("clf_tflite", tmp_path / "clf.tflite", "generic")]
     assert variants_for(specs[0], suite) == ["convert_only", "w8", "w8_a8"]
     assert variants_for(specs[1], suite) == ["as_is"]
     workload = Generic(suite.workload, path)
@@ -123,8 +124,9 @@ def test_duplicate_model_names_are_refused(tmp_path):
 
 @pytest.fixture(scope="module")
 def generic_run(tmp_path_factory: pytest.TempPathFactory, harness_cache: Path) -> dict:
-    """A tiny Keras classifier trained on three overlapping Gaussian blobs, its own .tflite converted with
-    plain TensorFlow (a "foreign" model), the data as an .npz, and one `harness run` on host."""
+    """A tiny Keras classifier trained on three overlapping Gaussian blobs, its own .tflite
+    converted with plain TensorFlow (a "foreign" model), the data as an .npz, and one
+    `harness run` on host."""
     import keras
     import tensorflow as tf
 

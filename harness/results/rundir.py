@@ -83,7 +83,7 @@ class RunMeta:
 
     @classmethod
     def from_json(cls, doc: Any, source: str, run_id: str | None = None) -> "RunMeta":
-        """Read run.json contents; `source` names it in errors, `run_id` is used when it has none."""
+        """Read run.json contents; `source` names it in errors, `run_id` is used if it has none."""
         if not isinstance(doc, dict):
             raise UserError(f"{source}: not a run.json object", hint="it must be a JSON object")
         version = doc.get("format_version", 1)  # files written before versioning are version 1
@@ -114,7 +114,8 @@ def suite_name(meta: RunMeta | None, frame: pd.DataFrame | None = None, *,
 
 
 class RunDir:
-    """One run directory. Appends are thread-safe; run.json and results.csv are written atomically."""
+    """One run directory. Appends are thread-safe; run.json, results.csv and the reports are
+    written atomically."""
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
@@ -166,7 +167,8 @@ class RunDir:
         return RunMeta.from_json(doc, str(path), run_id=self.run_id)
 
     def write_meta(self, meta: RunMeta) -> None:
-        _write_text(self.path / RUN_FILE, json.dumps(meta.to_json(), indent=1, default=_json_default))
+        _write_text(self.path / RUN_FILE,
+                    json.dumps(meta.to_json(), indent=1, default=_json_default))
 
     # -- rows and samples ----------------------------------------------------------------------
     def append(self, rows: list[dict], series: list[dict]) -> None:

@@ -94,7 +94,7 @@ class Workload(Protocol):
         ...
 
     def calibration(self, spec: ModelSpec, cache: Path) -> np.ndarray | None:
-        """Representative inputs (N, ...) float32 for the full-integer modes; None if it has none."""
+        """Representative inputs (N, ...) float32 for the full-integer modes, or None."""
         ...
 
     def evaluation(self, spec: ModelSpec, cache: Path) -> EvalData | None:
