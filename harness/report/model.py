@@ -106,7 +106,8 @@ FLOAT_VARIANT = "convert_only"
 
 
 def accuracy_table(frame: pd.DataFrame) -> Table | None:
-    """NILM metrics per target × model × variant, each with its delta against the float model."""
+    """Accuracy metrics per target × model × variant (the NILM ones first, in their usual order),
+    each with its delta against the float model."""
     data = _ok(frame[frame["measurement"] == "accuracy"])
     if data.empty:
         return None
