@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import platform
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -12,17 +14,16 @@ from typing import Any, Iterator
 
 import pandas as pd
 
-from harness import __version__
+from harness import __version__, defaults
 from harness.artifacts import Artifact
 from harness.artifacts.build import Builder
-from harness.artifacts.cache import default_cache_dir
 from harness.config import Inventory, load_inventory, load_suite
 from harness.errors import UserError
 from harness.orchestrate import TargetOutcome, dropped_rows, run_plan
 from harness.plan import Plan, make_plan
 from harness.report import markdown
 from harness.report.model import Report, build_report
-from harness.results.store import REPORT_FILE, RunStore, new_run_id
+from harness.results.rundir import LOG_FILE, RunDir, RunMeta
 
 log = logging.getLogger("harness")
 SECRET_FIELDS = {"identity_file", "password", "passphrase"}
@@ -79,66 +80,102 @@ def build_artifacts(plan: Plan, cache: Path, progress: Any = None) -> tuple[dict
     return artifacts, builder
 
 
+class RunRecorder:
+    """Keeps a run directory current while targets report (from several threads): rows and
+    samples appended, each target's environment written to run.json as soon as it is known."""
+
+    def __init__(self, run: RunDir, meta: RunMeta) -> None:
+        self.run = run
+        self._meta = meta
+        self._lock = threading.Lock()
+        run.write_meta(meta)
+
+    @property
+    def meta(self) -> RunMeta:
+        with self._lock:
+            return self._meta
+
+    def record(self, outcome: TargetOutcome) -> None:
+        """Store a (partial) target outcome."""
+        with self._lock:
+            self.run.append(outcome.rows, outcome.series)
+            self._set_environment(outcome)
+
+    def environment(self, outcome: TargetOutcome) -> None:
+        """Record a target's environment (its final outcome), when it has one."""
+        if outcome.environment:
+            with self._lock:
+                self._set_environment(outcome)
+
+    def finish(self, seconds: float) -> tuple[pd.DataFrame, Report]:
+        """Write the run time, results.csv and report.md; the tidy frame and the report."""
+        with self._lock:
+            self._meta = dataclasses.replace(self._meta, seconds=round(seconds, 1))
+            self.run.write_meta(self._meta)
+            frame = self.run.finish()
+            report = build_report(frame, self._meta.to_json())
+            self.run.write_report(markdown.render(report))
+            return frame, report
+
+    def _set_environment(self, outcome: TargetOutcome) -> None:
+        self._meta = self._meta.with_environment(outcome.name, outcome.environment)
+        self.run.write_meta(self._meta)
+
+
 def run(suite_path: Path, targets: str | None, inventory_path: Path, out: Path,
         progress: Any = None, resume: Path | None = None, cache: Path | None = None) -> RunResult:
     """Run a suite on targets; every result is stored as soon as it is measured."""
     started = time.perf_counter()
-    store = RunStore(resume) if resume else None
+    previous: RunMeta | None = None
     if resume:
-        meta = store.meta()
-        if not meta:
+        rundir = RunDir(resume)
+        if not rundir.has_meta():
             raise UserError(f"--resume: {resume} is not a run directory (no run.json)")
-        suite_path = Path(meta["suite_path"])
-        targets = targets or ",".join(meta["targets"])
-        inventory_path = Path(meta.get("inventory_path", inventory_path))
+        previous = rundir.meta()
+        if not previous.suite_path:
+            raise UserError(f"--resume: {resume} has no suite file in its run.json",
+                            hint="only runs made by `harness run` can be resumed")
+        suite_path = Path(previous.suite_path)
+        targets = targets or ",".join(previous.targets)
+        inventory_path = Path(previous.inventory_path or inventory_path)
     inventory = load_inventory(inventory_path)
     suite = load_suite(suite_path)
     if not targets:
         raise UserError("--targets is required", hint=f"known targets: {', '.join(inventory.targets)}")
     selected = inventory.select(targets)
     plan = make_plan(suite, suite_path, inventory, selected)
-    cache = cache or default_cache_dir()
-    if store is None:
-        store = RunStore(out / suite.name / new_run_id())
+    cache = cache or defaults.cache_dir()
+    if previous is None:
+        rundir = RunDir.create(out, suite.name)
     else:
-        plan.jobs = _missing_jobs(plan, store)
-    with _log_to(store.dir / "harness.log"):
-        log.info("run %s: suite %s on %s (%d jobs)", store.run_id, suite.name, selected,
+        plan.jobs = _missing_jobs(plan, rundir)
+    with _log_to(rundir.file(LOG_FILE)):
+        log.info("run %s: suite %s on %s (%d jobs)", rundir.run_id, suite.name, selected,
                  len(plan.jobs))
-        meta = {"run_id": store.run_id, "suite_path": str(suite_path.resolve()),
-                "inventory_path": str(inventory_path.resolve()), "targets": selected,
-                "suite": suite.model_dump(mode="json"), "harness_version": __version__,
-                "controller": {"python": platform.python_version(), "os": platform.platform()},
-                "inventory": {name: public_entry(inventory, name) for name in selected},
-                "environment": store.meta().get("environment", {}) if resume else {}}
-        store.write_meta(meta)
+        recorder = RunRecorder(rundir, RunMeta(
+            run_id=rundir.run_id, suite_path=str(suite_path.resolve()),
+            inventory_path=str(inventory_path.resolve()), targets=selected,
+            suite=suite.model_dump(mode="json"), harness_version=__version__,
+            controller={"python": platform.python_version(), "os": platform.platform()},
+            inventory={name: public_entry(inventory, name) for name in selected},
+            environment=dict(previous.environment) if previous else {}))
         artifacts, builder = build_artifacts(plan, cache, progress)
         log.info("artifacts: %d built, %d reused from cache", builder.built, builder.reused)
-        if not resume:
-            store.append(dropped_rows(plan) + _quant_rows(plan, artifacts), [])
+        if previous is None:
+            rundir.append(dropped_rows(plan) + _quant_rows(plan, artifacts), [])
         measure = progress.add_task("measuring", total=len(plan.jobs)) if progress else None
-
-        def sink(outcome: TargetOutcome) -> None:
-            store.append(outcome.rows, outcome.series)
-            meta["environment"][outcome.name] = outcome.environment
-            store.write_meta(meta)
 
         def advance(target: str) -> None:
             if progress:
                 progress.advance(measure)
 
-        outcomes = run_plan(plan, inventory, artifacts, store.dir / "targets", cache, sink, advance,
-                            inventory_path=inventory_path)
+        outcomes = run_plan(plan, inventory, artifacts, rundir.targets_dir, cache, recorder.record,
+                            advance, inventory_path=inventory_path)
         for outcome in outcomes:
-            if outcome.environment:
-                meta["environment"][outcome.name] = outcome.environment
-        meta["seconds"] = round(time.perf_counter() - started, 1)
-        store.write_meta(meta)
-        frame = store.finish()
-        report = build_report(frame, meta)
-        (store.dir / REPORT_FILE).write_text(markdown.render(report))
+            recorder.environment(outcome)
+        frame, report = recorder.finish(time.perf_counter() - started)
     failed = [o.name for o in outcomes if o.failed]
-    return RunResult(store.dir, frame, report, failed, builder.built, builder.reused,
+    return RunResult(rundir.path, frame, report, failed, builder.built, builder.reused,
                      time.perf_counter() - started)
 
 
@@ -153,9 +190,9 @@ def _quant_rows(plan: Plan, artifacts: dict[tuple[str, str], Artifact]) -> list[
             for row in quant_error_rows(artifact, plan.suite.name, spec.threshold)]
 
 
-def _missing_jobs(plan: Plan, store: RunStore) -> list:
+def _missing_jobs(plan: Plan, rundir: RunDir) -> list:
     """Jobs of the plan without a successful result in the run; their failure rows are dropped."""
-    ok = [r for r in store.rows() if r.get("status") == "ok" and r.get("measurement") == "latency"]
+    ok = [r for r in rundir.rows() if r.get("status") == "ok" and r.get("measurement") == "latency"]
 
     def done(job: Any) -> bool:  # rows carry the runtime actually used; "auto" matches any
         return any((r["target"], r["model"], r["variant"]) == (job.target, job.model, job.variant)
@@ -163,7 +200,7 @@ def _missing_jobs(plan: Plan, store: RunStore) -> list:
 
     missing = [job for job in plan.jobs if not done(job)]
     redo = {(job.target, job.model, job.variant) for job in missing}
-    store.drop_rows(lambda r: (r.get("target"), r.get("model"), r.get("variant")) not in redo
+    rundir.drop_rows(lambda r: (r.get("target"), r.get("model"), r.get("variant")) not in redo
                     or r.get("status") == "skipped")
     return missing
 
@@ -178,27 +215,23 @@ def import_run(tool: str, files: list[Path], target: str, model: str, variant: s
         if not path.is_file():
             raise UserError(f"harness import: {path} does not exist")
     rows = import_files(tool, files, target, model, variant)
-    store = RunStore(out / suite / new_run_id())
+    rundir = RunDir.create(out, suite)
     for row in rows:
-        row.setdefault("suite", suite)
         row["suite"] = row.get("suite") or suite
-    store.append(rows, [])
-    meta = {"run_id": store.run_id, "suite": {"name": suite}, "targets": [target],
-            "imported": {"tool": tool, "files": [str(p.resolve()) for p in files]},
-            "harness_version": __version__, "environment": {}}
-    store.write_meta(meta)
-    frame = store.finish()
-    report = build_report(frame, meta)
-    (store.dir / REPORT_FILE).write_text(markdown.render(report))
-    return RunResult(store.dir, frame, report, [], 0, 0, time.perf_counter() - started)
+    rundir.append(rows, [])
+    meta = RunMeta(run_id=rundir.run_id, suite={"name": suite}, targets=[target],
+                   imported={"tool": tool, "files": [str(p.resolve()) for p in files]},
+                   harness_version=__version__)
+    rundir.write_meta(meta)
+    frame = rundir.finish()
+    report = build_report(frame, meta.to_json())
+    rundir.write_report(markdown.render(report))
+    return RunResult(rundir.path, frame, report, [], 0, 0, time.perf_counter() - started)
 
 
 def render_run(run_dir: Path) -> Report:
     """Rebuild the report of a stored run from its tidy table (no recomputation)."""
-    from harness.results.store import load_frame
-
-    store = RunStore(run_dir)
-    if not store.meta():
+    run = RunDir(run_dir)
+    if not run.has_meta():
         raise UserError(f"{run_dir} is not a run directory (no run.json)")
-    return build_report(load_frame(run_dir), store.meta())
-
+    return build_report(run.frame(), run.meta().to_json())

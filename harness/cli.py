@@ -15,8 +15,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, \
     TimeElapsedColumn
 
-from harness import __version__
-from harness.errors import HarnessError
+from harness import __version__, defaults
+from harness.errors import HarnessError, UserError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Benchmark ML models across a fleet of edge devices.")
@@ -25,8 +25,23 @@ console = Console(width=None if sys.stdout.isatty() else 200)
 err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
 state = {"verbose": False}
 
-DEFAULT_INVENTORY = Path("inventory.yaml")
-InventoryOpt = typer.Option(DEFAULT_INVENTORY, "--inventory", "-i", help="fleet description")
+FORMATS = ("terminal", "md", "csv")
+InventoryOpt = typer.Option(defaults.INVENTORY, "--inventory", "-i", help="fleet description")
+BaselinesOpt = typer.Option(defaults.BASELINES_DIR, "--baselines",
+                            help="directory of <suite>.json baselines")
+HistoryOpt = typer.Option(defaults.HISTORY_PATH, "--history", help="history database (SQLite)")
+
+
+def _check_format(format: str) -> None:
+    if format not in FORMATS:
+        raise UserError(f"--format: {format!r} is not one of {', '.join(FORMATS)}")
+
+
+def _write(text: str, output: Optional[Path]) -> None:
+    if output:
+        output.write_text(text)
+    else:
+        sys.stdout.write(text)
 
 
 def _version(value: bool) -> None:
@@ -58,7 +73,8 @@ def run(suite: Optional[Path] = typer.Argument(None, help="suite YAML (omit with
         targets: Optional[str] = typer.Option(None, "--targets", "-t",
                                               help="comma-separated targets or groups"),
         inventory: Path = InventoryOpt,
-        out: Path = typer.Option(Path("reports"), "--out", "-o", help="where runs are stored"),
+        out: Path = typer.Option(defaults.REPORTS_DIR, "--out", "-o",
+                                 help="where runs are stored"),
         resume: Optional[Path] = typer.Option(None, "--resume",
                                               help="run directory to complete"),
         compare_baseline: bool = typer.Option(False, "--compare-baseline",
@@ -68,15 +84,15 @@ def run(suite: Optional[Path] = typer.Argument(None, help="suite YAML (omit with
                                                      "--compare-baseline)"),
         update_baseline: bool = typer.Option(False, "--update-baseline",
                                              help="make this run the suite's baseline"),
-        baselines: Path = typer.Option(Path("baselines"), "--baselines",
+        baselines: Path = typer.Option(defaults.BASELINES_DIR, "--baselines",
                                        help="folder of committed baselines"),
         history: Optional[Path] = typer.Option(None, "--history",
                                                help="history database (default: OUT/history.sqlite)"),
         ) -> None:
     """Build artifacts, measure them on the targets, store and report the run."""
-    from harness import api, cli_compare
-    from harness.errors import UserError
+    from harness import api, regress
     from harness.report import terminal
+    from harness.report.comparison import render_rich
 
     if suite is None and resume is None:
         raise UserError("give a suite file, or --resume RUN_DIR")
@@ -86,16 +102,23 @@ def run(suite: Optional[Path] = typer.Argument(None, help="suite YAML (omit with
     console.print(f"[bold]run stored in[/bold] {result.run_dir}  "
                   f"(artifacts: {result.built} built, {result.reused} reused from cache; "
                   f"{result.seconds:.1f} s)")
-    comparison = cli_compare.after_run(
-        result.run_dir, console, compare_baseline=compare_baseline or fail_on_regression,
-        update_baseline=update_baseline, history_path=history or out / "history.sqlite",
-        baselines=baselines)
-    if fail_on_regression and comparison is not None and comparison.regressed:
-        if result.failed_targets:
-            err_console.print(f"[red]target(s) failed: {', '.join(result.failed_targets)}[/red]")
-        raise typer.Exit(1)
+    after = regress.after_run(result.run_dir,
+                              compare_baseline=compare_baseline or fail_on_regression,
+                              update_baseline=update_baseline,
+                              history_path=history or defaults.history_path(out),
+                              baselines=baselines)
+    if after.comparison is not None:
+        render_rich(after.comparison.comparison, console, title=after.comparison.title)
+    if after.missing_baseline is not None:
+        console.print(f"no baseline at {after.missing_baseline} yet: nothing to compare with "
+                      f"(set one with `harness baseline set {result.run_dir}`)", style="yellow")
+    if after.baseline_written is not None:
+        console.print(f"baseline written: {after.baseline_written}")
     if result.failed_targets:
         err_console.print(f"[red]target(s) failed: {', '.join(result.failed_targets)}[/red]")
+    if fail_on_regression and after.regressed:
+        raise typer.Exit(1)
+    if result.failed_targets:
         raise typer.Exit(3)
 
 
@@ -139,21 +162,16 @@ def report(run_dir: Path = typer.Argument(..., help="a stored run directory"),
                                                  help="write to a file instead of stdout")) -> None:
     """Re-render a stored run."""
     from harness import api
-    from harness.errors import UserError
     from harness.report import markdown, terminal
-    from harness.results.store import load_frame
+    from harness.results.rundir import RunDir
 
-    if format not in ("terminal", "md", "csv"):
-        raise UserError(f"--format: {format!r} is not one of terminal, md, csv")
+    _check_format(format)
     rendered = api.render_run(run_dir)
     if format == "terminal":
         terminal.render(rendered, console)
         return
-    text = markdown.render(rendered) if format == "md" else load_frame(run_dir).to_csv(index=False)
-    if output:
-        output.write_text(text)
-    else:
-        sys.stdout.write(text)
+    _write(markdown.render(rendered) if format == "md"
+           else RunDir.open(run_dir).frame().to_csv(index=False), output)
 
 
 @app.command("import")
@@ -163,10 +181,9 @@ def import_(tool: str = typer.Argument(..., help="benchmark_model | edgetpu_comp
             model: str = typer.Option(..., "--model", help="model name"),
             variant: str = typer.Option(..., "--variant", help="quantization variant"),
             suite: str = typer.Option("imported", "--suite", help="suite name to store it under"),
-            out: Path = typer.Option(Path("reports"), "--out", "-o")) -> None:
+            out: Path = typer.Option(defaults.REPORTS_DIR, "--out", "-o")) -> None:
     """Turn output you already have into tidy rows, stored as a run like any other."""
     from harness import api
-    from harness.errors import UserError
     from harness.report import terminal
 
     if tool not in ("benchmark_model", "edgetpu_compiler", "trtexec"):
@@ -177,15 +194,110 @@ def import_(tool: str = typer.Argument(..., help="benchmark_model | edgetpu_comp
     console.print(f"[bold]{len(result.frame)} rows stored in[/bold] {result.run_dir}")
 
 
-def _register_compare_commands() -> None:
-    from harness import cli_compare
+@app.command()
+def compare(run_dir: Path = typer.Argument(..., help="a stored run directory"),
+            against: Optional[str] = typer.Option(None, "--against", "-a",
+                                                  help="baseline file, run directory or run id "
+                                                       "(default: baselines/<suite>.json)"),
+            format: str = typer.Option("terminal", "--format", "-f", help="terminal | md | csv"),
+            output: Optional[Path] = typer.Option(None, "--output", "-o",
+                                                  help="write md/csv to a file"),
+            show_all: bool = typer.Option(False, "--all",
+                                          help="also list unchanged and informational rows"),
+            baselines: Path = BaselinesOpt, history_path: Path = HistoryOpt,
+            no_history_noise: bool = typer.Option(False, "--no-history-noise",
+                                                  help="ignore run-to-run noise in the history"),
+            ) -> None:
+    """Compare a run with its baseline or another run; exit 1 on a regression."""
+    from harness import regress
+    from harness.report.comparison import render_rich, to_csv, to_markdown
 
-    app.command("compare")(cli_compare.compare)
-    app.add_typer(cli_compare.baseline_app, name="baseline")
-    app.command("history")(cli_compare.history)
+    _check_format(format)
+    result = regress.compare_run(run_dir, against, baselines=baselines, history_path=history_path,
+                                 use_history_noise=not no_history_noise)
+    if format == "terminal":
+        render_rich(result.comparison, console, title=result.title, show_unchanged=show_all)
+    else:
+        _write(to_markdown(result.comparison, title=result.title, show_unchanged=show_all)
+               if format == "md" else to_csv(result.comparison), output)
+    raise typer.Exit(result.comparison.exit_code())
 
 
-_register_compare_commands()
+baseline_app = typer.Typer(add_completion=False, no_args_is_help=True,
+                           help="Regression baselines: baselines/<suite>.json (commit them).")
+app.add_typer(baseline_app, name="baseline")
+
+
+@baseline_app.command("set")
+def baseline_set(run_dirs: list[Path] = typer.Argument(
+                     ..., help="the run that becomes the baseline; give 4+ runs (oldest first) "
+                               "to also record their run-to-run noise"),
+                 baselines: Path = BaselinesOpt) -> None:
+    """Make a stored run (the last one given) the baseline of its suite."""
+    from harness.results.baseline import set_baseline
+
+    path = set_baseline(run_dirs if len(run_dirs) > 1 else run_dirs[0], baselines)
+    console.print(f"baseline written: {path}  (commit it: git add {path})")
+
+
+@baseline_app.command("show")
+def baseline_show(suite: Optional[str] = typer.Argument(None, help="suite name or baseline file "
+                                                                   "(default: every baseline)"),
+                  baselines: Path = BaselinesOpt) -> None:
+    """Show a baseline: where it came from, environment per target, its verdict metrics."""
+    from harness.report.terminal import baseline_view
+    from harness.results.baseline import baseline_path, read_baseline
+
+    if suite is None:
+        paths = sorted(baselines.glob("*.json"))
+        if not paths:
+            raise UserError(f"no baselines in {baselines}",
+                            hint="set one with `harness baseline set RUN_DIR`")
+    else:
+        paths = [Path(suite) if Path(suite).is_file() else baseline_path(suite, baselines)]
+    for path in paths:
+        b = read_baseline(path)
+        console.print(f"[bold]{path}[/bold]: suite {b.suite}, run {b.source_run}, "
+                      f"set {b.created}, harness {b.harness_version}, {len(b.frame)} rows, "
+                      f"{len(b.samples)} sample series")
+        environment, rows = baseline_view(b)
+        for line in environment:
+            console.print(line, style="dim")
+        console.print(rows)
+
+
+@app.command()
+def history(suite: Optional[str] = typer.Option(None, "--suite", "-s"),
+            target: Optional[str] = typer.Option(None, "--target", "-t"),
+            model: Optional[str] = typer.Option(None, "--model", "-m"),
+            metric: Optional[str] = typer.Option("median_ms", "--metric",
+                                                 help="metric or measurement; 'all': every row"),
+            last: int = typer.Option(10, "--last", "-n", min=1, help="how many runs"),
+            format: str = typer.Option("terminal", "--format", "-f", help="terminal | md | csv"),
+            append: Optional[Path] = typer.Option(None, "--append",
+                                                  help="add a stored run to the history first"),
+            history_path: Path = HistoryOpt) -> None:
+    """Trend table of the last runs: one line per series, one column per run."""
+    from harness.report.trend import render_trend, trend_markdown
+    from harness.results.history import History
+
+    db = History(history_path)
+    if append is not None:
+        run_id = db.append(append)
+        console.print(f"appended run {run_id} to {history_path}", style="dim")
+    if not history_path.is_file():
+        raise UserError(f"no history at {history_path}",
+                        hint="runs are added by `harness run`, "
+                             "or `harness history --append RUN_DIR`")
+    _check_format(format)
+    trend = db.trend(suite=suite, target=target, model=model,
+                     metric=None if metric in (None, "all") else metric, last=last)
+    if format == "terminal":
+        render_trend(trend, console, title=f"History ({history_path}, last {last} runs)")
+    elif format == "md":
+        sys.stdout.write(trend_markdown(trend, title=f"History (last {last} runs)"))
+    else:
+        sys.stdout.write(trend.to_csv(index=False))
 
 
 def entry() -> None:

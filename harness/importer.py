@@ -14,7 +14,7 @@ here: a list of row-like dicts (with `metric`) gets the import's columns filled 
 figures is flattened into one row per number (nested dicts → metric path; lists of dicts → one key
 per entry).
 
-The controller stores the returned rows as a run (`harness.results.store`), so reports, compare
+The controller stores the returned rows as a run (`harness.results.rundir`), so reports, compare
 and baselines treat an import like any other run.
 """
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.artifacts.build import ModelSpec, model_specs, variants_for
+from harness.artifacts.build import variants_for
 from harness.config import Inventory, Suite
 from harness.devices import device_kind
+from harness.workloads import ModelSpec, model_specs
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
 """Helpers for the compare / baseline / history tests: real latency samples through the harness's
-own row code (harness.results.rows) and run directories written by the real RunStore."""
+own row code (harness.results.rows) and run directories written by the real RunDir."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pandas as pd
 
 from harness.results.rows import latency_rows
 from harness.results.schema import failure_row, make_row, to_frame
-from harness.results.store import RunStore
+from harness.results.rundir import RunDir, RunMeta
 
 DATA = Path(__file__).resolve().parent / "data" / "compare_real_latency.json"
 SHA = "a" * 64
@@ -64,14 +64,14 @@ def frame(rows: list[dict]) -> pd.DataFrame:
 def write_run(root: Path, run_id: str, rows: list[dict], series: list[dict],
               environment: dict[str, dict] | None = None, suite: str = "smoke",
               thresholds: dict[str, float] | None = None) -> Path:
-    """A run directory written by the harness's RunStore (rows.jsonl, samples.jsonl, run.json,
+    """A run directory written by the harness's RunDir (rows.jsonl, samples.jsonl, run.json,
     results.csv)."""
-    store = RunStore(root / suite / run_id)
+    run = RunDir.create(root, suite, run_id)
     for row in rows:
         row["run_id"] = run_id
-    store.append(rows, series)
-    store.write_meta({"run_id": run_id, "suite": {"name": suite, "thresholds": thresholds or {}},
-                      "harness_version": "0.1.0",
-                      "environment": environment if environment is not None else {"host": ENV}})
-    store.finish()
-    return store.dir
+    run.append(rows, series)
+    run.write_meta(RunMeta(run_id=run_id, suite={"name": suite, "thresholds": thresholds or {}},
+                           harness_version="0.1.0",
+                           environment=environment if environment is not None else {"host": ENV}))
+    run.finish()
+    return run.path

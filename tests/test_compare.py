@@ -251,7 +251,7 @@ def test_renderers_show_every_mark():
 
     from rich.console import Console
 
-    from harness.report.compare import render_rich, to_csv, to_markdown
+    from harness.report.comparison import render_rich, to_csv, to_markdown
 
     base = run([latency(X, variant="w8"), latency(X, variant="f16"), latency(X, model="tr")],
                [size_row(100), failure(model="old")])

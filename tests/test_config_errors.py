@@ -77,3 +77,14 @@ def test_unsafe_target_names_are_rejected(tmp_path: Path, name: str) -> None:
     line = _error_line(run_cli("targets", "--inventory", str(inventory), cwd=tmp_path))
     assert "not allowed" in line
     assert not (tmp_path / "pwned").exists()
+
+
+def test_workload_errors_name_the_field_inside_the_kind(tmp_path: Path) -> None:
+    text = ("name: mine\nworkload:\n  kind: generic\n  models: [{name: m, path: m.keras}]\n"
+            "  data: d.npz\n  metric: f1\n")
+    path = _suite(tmp_path, text)
+    line = _error_line(run_cli("run", str(path), "--targets", "host"))
+    assert f"{path}:6: workload.metric:" in line and "'f1'" in line and "top_k" in line
+    path = _suite(tmp_path, GOOD_SUITE.replace("kind: nilm", "kind: vision"))
+    line = _error_line(run_cli("run", str(path), "--targets", "host"))
+    assert "workload" in line and "nilm or generic" in line

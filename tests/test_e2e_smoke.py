@@ -96,3 +96,34 @@ def test_report_rerenders_a_stored_run(smoke_runs: dict, tmp_path: Path) -> None
     csv = run_cli("report", str(run_dir), "--format", "csv", "--output", str(tmp_path / "r.csv"))
     assert csv.returncode == 0
     assert len(pd.read_csv(tmp_path / "r.csv")) == len(pd.read_csv(run_dir / "results.csv"))
+
+
+def test_resume_measures_only_what_is_missing(smoke_runs: dict, harness_cache: Path,
+                                              tmp_path: Path) -> None:
+    """A copy of a run whose w8_a8 job never finished (its rows gone, no results.csv yet):
+    `--resume` measures that job into the same directory and keeps everything else as it was."""
+    import shutil
+
+    run_dir = tmp_path / smoke_runs["runs"][0].name
+    shutil.copytree(smoke_runs["runs"][0], run_dir)
+    lines = (run_dir / "rows.jsonl").read_text().splitlines()
+    kept = [line for line in lines if json.loads(line)["variant"] != "w8_a8"
+            or json.loads(line)["measurement"] not in ("latency", "accuracy", "memory")]
+    assert len(kept) < len(lines)
+    (run_dir / "rows.jsonl").write_text("\n".join(kept) + "\n")
+    (run_dir / "results.csv").unlink()
+    before = pd.read_json(run_dir / "rows.jsonl", lines=True)
+    before = before[(before.metric == "median_ms")].set_index(["variant", "threads"]).value
+
+    result = run_cli("run", "--resume", str(run_dir), env={"HARNESS_CACHE": str(harness_cache)})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert str(run_dir) in result.stdout and "0 built" in result.stdout
+    frame = pd.read_csv(run_dir / "results.csv")
+    medians = frame[frame.metric == "median_ms"].set_index(["variant", "threads"]).value
+    assert set(medians.index) == {("convert_only", 1), ("convert_only", 2), ("w8_a8", 1),
+                                  ("w8_a8", 2)}
+    assert medians.loc[before.index].equals(before)     # nothing measured earlier changed
+    assert set(frame[frame.measurement == "accuracy"].variant) >= {"convert_only", "w8_a8"}
+    meta = json.loads((run_dir / "run.json").read_text())
+    assert meta["format_version"] == 1 and meta["run_id"] == run_dir.name
+    assert meta["environment"]["host"]["cores"] >= 1

@@ -1,16 +1,19 @@
-"""History (SQLite): append real run directories, query trends; CLI commands of cli_compare."""
+"""History (SQLite): append real run directories, query trends; the compare, baseline and history
+commands; the after-run pipeline of harness.regress."""
 
 from __future__ import annotations
 
 import json
 import sqlite3
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from _cmp_fixtures import ENV, failure, latency, real_samples_us, size_row, write_run
 from harness.errors import UserError
-from harness.results.history import History, load_run, run_started
+from harness.results.history import History, run_started
+from harness.results.rundir import RunDir, RunMeta
 
 X = real_samples_us(0)
 IDS = ["20261120-020000-aaaa", "20261121-020000-bbbb", "20261122-020000-cccc"]
@@ -25,17 +28,17 @@ def _runs(tmp_path, scales=(1.0, 1.0, 1.2)):
     return dirs
 
 
-def test_load_run_reads_the_contract_files(tmp_path):
-    run_dir = _runs(tmp_path)[0]
-    frame, samples, run_json = load_run(run_dir)
+def test_run_dir_reads_the_contract_files(tmp_path):
+    run = RunDir.open(_runs(tmp_path)[0])
+    frame, samples, meta = run.frame(), run.samples(), run.meta()
     assert (frame["run_id"] == IDS[0]).all() and len(frame) == 8
     assert samples[0]["metric"] == "median_ms" and len(samples[0]["samples"]) == 100
-    assert run_json["environment"]["host"]["cpu_model"] == "AMD EPYC"
+    assert meta.environment["host"]["cpu_model"] == "AMD EPYC"
     with pytest.raises(UserError, match="no such run directory"):
-        load_run(tmp_path / "nope")
+        RunDir.open(tmp_path / "nope")
     (tmp_path / "empty").mkdir()
     with pytest.raises(UserError, match="not a run directory"):
-        load_run(tmp_path / "empty")
+        RunDir.open(tmp_path / "empty")
 
 
 def test_append_and_trend(tmp_path):
@@ -75,13 +78,14 @@ def test_append_frames_and_failures(tmp_path):
     rows.append(failure(variant="f16"))
     db = History(tmp_path / "h.sqlite")
     db.append(frame=to_frame(rows), samples=series,
-              run_json={"run_id": "20261122-030000-dddd", "suite": {"name": "smoke"},
-                        "environment": {"host": ENV}})
+              meta=RunMeta(run_id="20261122-030000-dddd", suite={"name": "smoke"},
+                           environment={"host": ENV}))
     trend = db.trend()
     failed = trend[trend["status"] == "failed"]
     assert len(failed) == 1 and failed.iloc[0]["error_kind"] == "runner_crash"
-    frame, samples, run_json = db.run_frame("20261122-030000-dddd")
+    frame, samples, meta = db.run_frame("20261122-030000-dddd")
     assert len(frame) == len(rows) and samples[0]["samples"] == series[0]["samples"]
+    assert meta.suite_name == "smoke" and meta.environment["host"]["cpu_model"] == "AMD EPYC"
     with pytest.raises(UserError, match="not in the history"):
         db.run_frame("missing")
 
@@ -101,10 +105,10 @@ def test_run_started():
     assert run_started("x", {"started": "2026-01-01T00:00:00Z"}) == "2026-01-01T00:00:00Z"
 
 
-# --------------------------------------------------------------------------- CLI (cli_compare)
+# --------------------------------------------------------------------------- CLI
 
 def test_cli_compare_baseline_history(tmp_path, monkeypatch):
-    from harness.cli_compare import app
+    from harness.cli import app
 
     monkeypatch.chdir(tmp_path)
     base, same, slow = _runs(tmp_path)
@@ -139,19 +143,48 @@ def test_cli_compare_baseline_history(tmp_path, monkeypatch):
 
 
 def test_after_run_nightly_flow(tmp_path, monkeypatch):
-    from rich.console import Console
-
-    from harness.cli_compare import COMPARE_CSV, COMPARE_MD, after_run
+    from harness.regress import after_run
+    from harness.results.rundir import COMPARE_CSV, COMPARE_MD
 
     monkeypatch.chdir(tmp_path)
     base, same, slow = _runs(tmp_path)
-    console = Console(file=open(tmp_path / "out.txt", "w"), width=200)
     # first night: no baseline yet -> nothing compared, the run becomes the baseline
-    assert after_run(base, console, compare_baseline=True, update_baseline=True) is None
+    first = after_run(base, compare_baseline=True, update_baseline=True)
+    assert first.comparison is None and not first.regressed
+    assert first.missing_baseline == Path("baselines") / "smoke.json"     # relative to the cwd
+    assert first.baseline_written == first.missing_baseline
     assert (tmp_path / "baselines" / "smoke.json").is_file()
-    comparison = after_run(same, console, compare_baseline=True)
-    assert comparison is not None and not comparison.regressed
-    comparison = after_run(slow, console, compare_baseline=True)
-    assert comparison.regressed
-    assert (slow / COMPARE_MD).is_file() and (slow / COMPARE_CSV).is_file()
+    assert first.history_run_id == IDS[0]
+    second = after_run(same, compare_baseline=True)
+    assert second.comparison is not None and not second.regressed
+    assert second.missing_baseline is None and second.baseline_written is None
+    third = after_run(slow, compare_baseline=True)
+    assert third.regressed and third.comparison.title == f"{IDS[2]} vs {third.comparison.label}"
+    assert third.comparison.label.startswith("baseline baselines/smoke.json")
+    assert third.comparison_files == (slow / COMPARE_MD, slow / COMPARE_CSV)
+    assert (slow / COMPARE_MD).read_text().startswith(f"# {IDS[2]} vs baseline")
+    assert (slow / COMPARE_CSV).read_text().startswith("target,")
     assert len(History(tmp_path / "reports" / "history.sqlite").runs()) == 3
+    # without the history: nothing appended, the comparison still made
+    quiet = after_run(slow, compare_baseline=True, record_history=False,
+                      history_path=tmp_path / "elsewhere.sqlite")
+    assert quiet.history_run_id is None and quiet.regressed
+    assert not (tmp_path / "elsewhere.sqlite").exists()
+
+
+def test_compare_run_against_a_run_dir_and_a_history_id(tmp_path, monkeypatch):
+    from harness.regress import compare_run, load_reference
+
+    monkeypatch.chdir(tmp_path)
+    base, same, slow = _runs(tmp_path)
+    result = compare_run(slow, same)
+    assert result.regressed and result.label == f"run {same}"
+    assert not compare_run(same, base).regressed
+    History(tmp_path / "h.sqlite").append(same)
+    reference = load_reference(IDS[1], "smoke", history_path=tmp_path / "h.sqlite")
+    assert reference.label == f"run {IDS[1]} (history)"
+    assert reference.environment["host"]["cpu_model"] == "AMD EPYC"
+    with pytest.raises(UserError, match="no baseline for suite 'smoke'"):
+        load_reference(None, "smoke", baselines=tmp_path / "none")
+    with pytest.raises(UserError, match="not a baseline file, a run directory or a run id"):
+        load_reference("nope", "smoke", history_path=tmp_path / "missing.sqlite")

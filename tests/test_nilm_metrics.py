@@ -83,3 +83,15 @@ def test_negative_predictions_clipped_and_shapes_checked():
     assert nilm_metrics(np.full(4, -5.0), np.zeros(4), "kettle")["mae"] == 0.0
     with pytest.raises(ValueError):
         nilm_metrics(np.zeros(3), np.zeros(4), "kettle")
+
+
+def test_scorer_turns_scaled_outputs_into_metric_rows():
+    from harness.workloads.nilm.appliances import params
+    from harness.workloads.nilm.workload import NilmScorer
+
+    max_w = params("kettle").max_power_w
+    scores = NilmScorer("kettle", max_w, 8.0).score((KETTLE_PRED / max_w)[:, None], KETTLE_TRUE)
+    expected = nilm_metrics(KETTLE_PRED, KETTLE_TRUE, "kettle", 8.0)
+    assert {s.metric: s.value for s in scores} == pytest.approx(expected, nan_ok=True)
+    assert {s.metric: s.unit for s in scores} == metric_units()
+    assert all(s.key == "kettle" and s.n == len(KETTLE_TRUE) for s in scores)

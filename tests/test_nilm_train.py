@@ -47,7 +47,7 @@ def test_tiny_training_run(tiny, arch):
 
 
 def test_rmse_scale_matches_fixture_arithmetic():
-    from harness.workloads.nilm.quant_debug import rmse_scale_from_frame, with_efficacy
+    from harness.artifacts.quant_debug import rmse_scale_from_frame, with_efficacy
 
     frame = pd.read_csv(FIXTURE)
     first = frame.iloc[0]                    # EXPAND_DIMS: sqrt(0.00066693826) / 0.09384304
@@ -64,7 +64,7 @@ def test_quantization_debugger_on_trained_model(tiny):
     from ai_edge_litert.interpreter import Interpreter
 
     from harness.workloads.nilm.models import build_model, export_model
-    from harness.workloads.nilm.quant_debug import (convert_with_denylist, debug_full_int8,
+    from harness.artifacts.quant_debug import (convert_with_denylist, debug_full_int8,
                                                     suspected_nodes)
 
     workload, data = tiny

@@ -1,21 +1,11 @@
-"""Artifacts: models built once per run (trained or loaded, converted, quantized), cached by hash."""
+"""Artifacts: models built once per run (converted, quantized, compiled), cached by content hash."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
 
-
-@dataclass(frozen=True)
-class EvalData:
-    """Held-out data for accuracy: inputs go to the device, ground truth stays on the controller."""
-
-    appliance: str
-    inputs: Path
-    inputs_sha256: str
-    truth_w: Path
-    max_power_w: float
-    sample_seconds: float  # spacing of consecutive test windows, for energy metrics
+from harness.workloads.base import EvalData
 
 
 @dataclass
@@ -31,7 +21,7 @@ class Artifact:
     error_kind: str = "conversion_failed"
     cached: bool = False
     source: Path | None = None  # the Keras model / SavedModel it came from, for device compilers
-    eval: EvalData | None = None
+    eval: EvalData | None = None  # held-out inputs, ground truth and scorer (from the workload)
     extra: dict = field(default_factory=dict)
 
     @property

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 
@@ -20,6 +23,14 @@ def sha256_file(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def tree_sha256(path: Path) -> str:
+    """Content hash of a file, or of every file under a directory (a SavedModel)."""
+    if path.is_file():
+        return sha256_file(path)
+    return key_of([(str(p.relative_to(path)), sha256_file(p)) for p in sorted(path.rglob("*"))
+                   if p.is_file()])
 
 
 def key_of(*parts: Any) -> str:
@@ -65,6 +76,8 @@ def write_json(path: Path, value: Any) -> None:
     write_atomic(path, json.dumps(value, indent=1, sort_keys=True, default=str).encode())
 
 
-def default_cache_dir() -> Path:
-    """Where artifacts are cached: $HARNESS_CACHE or ~/.cache/harness."""
-    return Path(os.environ.get("HARNESS_CACHE", Path.home() / ".cache" / "harness")).expanduser()
+def write_npy(path: Path, array: np.ndarray) -> None:
+    """Write a .npy file atomically."""
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    write_atomic(path, buffer.getvalue())

@@ -56,14 +56,31 @@ def _describe(err: dict) -> str:
         err.get("input"), (dict, list)) else msg
 
 
+def _document_path(loc: tuple, data: Any) -> tuple:
+    """The error location as a path in the document: the parts pydantic adds (validator names,
+    the tags of a `kind:` union) are left out; the last part is kept (a missing field)."""
+    path: list[Any] = []
+    node = data
+    for index, part in enumerate(loc):
+        last = index == len(loc) - 1
+        if isinstance(part, str) and part.startswith(("function-", "literal[")):
+            continue
+        present = ((isinstance(node, dict) and part in node)
+                   or (isinstance(node, list) and isinstance(part, int) and part < len(node)))
+        if not present and not last:
+            continue
+        path.append(part)
+        node = node[part] if present else None
+    return tuple(path)
+
+
 def validate(model: type[Model], data: Any, path: Path, lines: dict) -> Model:
     """Validate `data` against `model`; the first error becomes a UserError naming field and line."""
     try:
         return model.model_validate(data if data is not None else {})
     except ValidationError as exc:
         err = exc.errors()[0]
-        loc = tuple(part for part in err["loc"] if not (isinstance(part, str) and part.startswith(
-            ("function-", "literal["))))
+        loc = _document_path(err["loc"], data)
         field = ".".join(str(part) for part in loc) or "<document>"
         line = next((lines[loc[:i]] for i in range(len(loc), -1, -1) if loc[:i] in lines), None)
         where = f"{path}:{line}" if line else str(path)

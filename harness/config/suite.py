@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal, Union
 
-from pydantic import Field, model_validator
+from pydantic import Discriminator, Field, Tag, model_validator
 
 from harness.config.inventory import NAME_RE, Strict
 from harness.config.loader import load
@@ -70,6 +70,19 @@ class TransformerSpec(Strict):
     stride: int = Field(8, ge=1, description="conv front end downsampling")
 
 
+class ModelFile(Strict):
+    """A model the user brings: a .tflite used as is, or a .keras file / SavedModel dir to convert."""
+
+    name: str
+    path: str
+
+    @model_validator(mode="after")
+    def _name(self) -> "ModelFile":
+        if not NAME_RE.match(self.name):
+            raise ValueError(f"model name {self.name!r}: letters, digits, _ . - only")
+        return self
+
+
 class NilmWorkload(Strict):
     """Seq2point NILM models trained on REFIT-format data (window 599, midpoint target)."""
 
@@ -84,17 +97,36 @@ class NilmWorkload(Strict):
     transformer: TransformerSpec = TransformerSpec()
 
 
-class ModelFile(Strict):
-    """A model the user brings: a .tflite used as is, or a .keras file / SavedModel dir to convert."""
+class GenericWorkload(Strict):
+    """The user's models scored on the user's data (harness/workloads/generic.py).
 
-    name: str
-    path: str
+    `data` is an .npz with `x` (inputs, one sample per row) and `y` (labels: class ids or one-hot
+    rows for accuracy / top_k, target values for mae / rmse). A .keras model is converted in every
+    variant, calibrated on `x`; a .tflite model is measured as is.
+    """
 
-    @model_validator(mode="after")
-    def _name(self) -> "ModelFile":
-        if not NAME_RE.match(self.name):
-            raise ValueError(f"model name {self.name!r}: letters, digits, _ . - only")
-        return self
+    kind: Literal["generic"]
+    models: list[ModelFile] = Field(min_length=1, description="model files: .tflite or .keras")
+    data: str = Field(description=".npz with `x` (inputs) and `y` (labels or targets)")
+    metric: Literal["accuracy", "top_k", "mae", "rmse"] = "accuracy"
+    k: int = Field(5, ge=1, description="top_k: a sample counts when its label is among the k "
+                                        "highest outputs")
+    unit: str = Field("", description="unit of the targets (mae, rmse)")
+    calibration_samples: int = Field(200, ge=1, description="inputs of `x` (evenly spaced) used as "
+                                                            "the representative dataset")
+
+
+def _workload_kind(value: Any) -> str | None:
+    """The `kind` of a workload section; `nilm` when it is left out."""
+    if isinstance(value, dict):
+        return value.get("kind", "nilm")
+    return getattr(value, "kind", None)
+
+
+WorkloadSection = Annotated[
+    Union[Annotated[NilmWorkload, Tag("nilm")], Annotated[GenericWorkload, Tag("generic")]],
+    Discriminator(_workload_kind, custom_error_type="workload_kind",
+                  custom_error_message="unknown workload kind: use nilm or generic")]
 
 
 class LatencySpec(Strict):
@@ -147,7 +179,7 @@ class Suite(Strict):
 
     name: str
     description: str | None = None
-    workload: NilmWorkload | None = None
+    workload: WorkloadSection | None = None
     models: list[ModelFile] = Field(default_factory=list)
     variants: list[Variant] = Field(default_factory=lambda: list(ALL_VARIANTS), min_length=1)
     measurements: Measurements = Measurements()

@@ -39,6 +39,13 @@ def fmt(value: Any, digits: int = 3) -> str:
     return str(value)
 
 
+def cell(value: Any) -> str:
+    """A display string; empty for None, NA and NaN."""
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return str(value)
+
+
 def _size(value: Any) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
@@ -99,7 +106,8 @@ FLOAT_VARIANT = "convert_only"
 
 
 def accuracy_table(frame: pd.DataFrame) -> Table | None:
-    """NILM metrics per target × model × variant, each with its delta against the float model."""
+    """Accuracy metrics per target × model × variant (the NILM ones first, in their usual order),
+    each with its delta against the float model."""
     data = _ok(frame[frame["measurement"] == "accuracy"])
     if data.empty:
         return None

@@ -20,13 +20,13 @@ from typing import Any
 
 import pandas as pd
 
-from harness import __version__, stats
+from harness import __version__, defaults, stats
 from harness.errors import UserError
+from harness.results.rundir import RunDir, suite_name
 from harness.results.schema import COLUMNS, KEY_COLUMNS, to_frame
 
 SCHEMA_VERSION = 1
 MAX_SAMPLES = 200
-DEFAULT_DIR = Path("baselines")
 # columns kept per row (others are empty in a baseline or not needed to compare)
 ROW_COLUMNS = KEY_COLUMNS + [
     "device_kind", "artifact_sha256", "runtime_version", "delegate", "method", "value", "unit", "n",
@@ -53,7 +53,7 @@ class Baseline:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
-def baseline_path(suite: str, root: Path | str = DEFAULT_DIR) -> Path:
+def baseline_path(suite: str, root: Path | str = defaults.BASELINES_DIR) -> Path:
     """Where the baseline of `suite` lives."""
     return Path(root) / f"{suite}.json"
 
@@ -202,21 +202,7 @@ def read_baseline(path: Path | str) -> Baseline:
                     meta={k: doc[k] for k in ("max_samples", "noise_runs") if k in doc})
 
 
-def suite_name(frame: pd.DataFrame, run_json: dict[str, Any] | None = None) -> str:
-    """The suite a run belongs to: run.json `suite` (a name or the loaded suite), else the rows."""
-    suite = (run_json or {}).get("suite")
-    if isinstance(suite, dict):
-        suite = suite.get("name")
-    if not suite and "suite" in frame.columns:
-        names = frame["suite"].dropna().unique()
-        suite = names[0] if len(names) else None
-    if not suite:
-        raise UserError("cannot tell which suite this run belongs to",
-                        hint="run.json needs a `suite` entry, or pass --suite")
-    return str(suite)
-
-
-def set_baseline(run_dir: Path | str | list, root: Path | str = DEFAULT_DIR, *,
+def set_baseline(run_dir: Path | str | list, root: Path | str = defaults.BASELINES_DIR, *,
                  max_samples: int = MAX_SAMPLES) -> Path:
     """Make a stored run the baseline of its suite: writes `<root>/<suite>.json`.
 
@@ -224,26 +210,25 @@ def set_baseline(run_dir: Path | str | list, root: Path | str = DEFAULT_DIR, *,
     give the run-to-run noise of every row (stored per row, used by the verdict on any clone).
     """
     from harness.compare import NOISE_MIN_RUNS, series_noise
-    from harness.results.history import load_run
 
-    run_dirs = [Path(d) for d in (run_dir if isinstance(run_dir, (list, tuple)) else [run_dir])]
-    if not run_dirs:
+    runs = [RunDir.open(d) for d in (run_dir if isinstance(run_dir, (list, tuple)) else [run_dir])]
+    if not runs:
         raise UserError("baseline set: give at least one run directory")
-    loaded = [load_run(d) for d in run_dirs]
-    frame, samples, run_json = loaded[-1]
-    suite = suite_name(frame, run_json)
-    for other_dir, (other, _, other_json) in zip(run_dirs, loaded):
-        if suite_name(other, other_json) != suite:
-            raise UserError(f"{other_dir} is a run of suite {suite_name(other, other_json)!r}, "
-                            f"not {suite!r}", hint="give runs of one suite")
+    loaded = [(run, run.frame(), run.meta()) for run in runs]
+    last, frame, meta = loaded[-1]
+    suite = str(suite_name(meta, frame))
+    for other, other_frame, other_meta in loaded:
+        other_suite = suite_name(other_meta, other_frame)
+        if other_suite != suite:
+            raise UserError(f"{other.path} is a run of suite {other_suite!r}, not {suite!r}",
+                            hint="give runs of one suite")
     noise, noise_runs = None, None
     if len(loaded) > 1:
         if len(loaded) < NOISE_MIN_RUNS:
             raise UserError(f"baseline set: {len(loaded)} runs give no noise estimate",
                             hint=f"give one run, or at least {NOISE_MIN_RUNS}")
-        noise = series_noise(pd.concat([f for f, _, _ in loaded], ignore_index=True))
-        noise_runs = [j.get("run_id") or d.name for d, (_, _, j) in zip(run_dirs, loaded)]
-    return write_baseline(baseline_path(suite, root), frame, samples, suite=suite,
-                          environment=run_json.get("environment") or {},
-                          source_run=run_json.get("run_id") or run_dirs[-1].name,
+        noise = series_noise(pd.concat([f for _, f, _ in loaded], ignore_index=True))
+        noise_runs = [m.run_id or run.run_id for run, _, m in loaded]
+    return write_baseline(baseline_path(suite, root), frame, last.samples(), suite=suite,
+                          environment=meta.environment, source_run=meta.run_id or last.run_id,
                           max_samples=max_samples, noise=noise, noise_runs=noise_runs)

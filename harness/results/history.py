@@ -1,6 +1,6 @@
 """Run history: every run appended to one SQLite file (standard library), queried for trends.
 
-Default location `reports/history.sqlite`. Tables:
+Default location `reports/history.sqlite` (harness.defaults). Tables:
   runs          one row per run: run_id, suite, started (UTC ISO), appended, harness_version, path
   rows          the tidy rows of every run (all schema columns)
   samples       raw sample series (JSON arrays), one row per series
@@ -20,44 +20,16 @@ from typing import Any
 
 import pandas as pd
 
+from harness import defaults
 from harness.errors import UserError
+from harness.results.rundir import RunDir, RunMeta, suite_name
 from harness.results.schema import COLUMNS, KEY_COLUMNS, to_frame
 
-DEFAULT_PATH = Path("reports") / "history.sqlite"
 SCHEMA_VERSION = 1
 RUN_ID_TIME = re.compile(r"^(\d{8})-(\d{6})")
 SAMPLE_KEYS = ["target", "model", "variant", "runtime", "threads", "measurement", "metric",
                "artifact_sha256", "unit"]
 ENV_KEYS = ["runtime", "runtime_version", "cpu_model", "governor", "os", "harness_version"]
-
-
-# --------------------------------------------------------------------------- reading a run dir
-
-def load_run(run_dir: Path | str) -> tuple[pd.DataFrame, list[dict[str, Any]], dict[str, Any]]:
-    """A stored run: (tidy frame, raw sample series, run.json), per docs/CONTRACTS.md.
-
-    Reads results.csv (or the row log of an unfinished run), samples.jsonl and run.json. A missing
-    directory or a directory without results is a UserError naming it.
-    """
-    from harness.results.store import RUN_FILE, SAMPLES_FILE, load_frame
-
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise UserError(f"{run_dir}: no such run directory",
-                        hint="pass a directory like reports/<suite>/<run-id>")
-    if not any((run_dir / name).is_file() for name in ("results.csv", "rows.jsonl")):
-        raise UserError(f"{run_dir}: not a run directory (no results.csv or rows.jsonl)",
-                        hint="pass a directory like reports/<suite>/<run-id>")
-    frame = load_frame(run_dir)
-    samples_path = run_dir / SAMPLES_FILE
-    samples = ([json.loads(line) for line in samples_path.read_text().splitlines() if line.strip()]
-               if samples_path.is_file() else [])
-    run_path = run_dir / RUN_FILE
-    run_json = json.loads(run_path.read_text()) if run_path.is_file() else {}
-    run_json.setdefault("run_id", run_dir.name)
-    if frame["run_id"].isna().all():
-        frame["run_id"] = run_json["run_id"]
-    return frame, samples, run_json
 
 
 def run_started(run_id: str, run_json: dict[str, Any] | None = None) -> str:
@@ -74,15 +46,6 @@ def run_started(run_id: str, run_json: dict[str, Any] | None = None) -> str:
 
 def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
-
-
-def _suite(frame: pd.DataFrame, run_json: dict[str, Any]) -> str | None:
-    suite = run_json.get("suite")
-    if isinstance(suite, dict):
-        suite = suite.get("name")
-    if not suite and "suite" in frame.columns and frame["suite"].notna().any():
-        suite = str(frame["suite"].dropna().iloc[0])
-    return suite
 
 
 def _sql_value(value: Any) -> Any:
@@ -105,7 +68,7 @@ def _sql_value(value: Any) -> Any:
 class History:
     """The history database. `History(path).append(run_dir)`, `.trend(...)`."""
 
-    def __init__(self, path: Path | str = DEFAULT_PATH) -> None:
+    def __init__(self, path: Path | str = defaults.HISTORY_PATH) -> None:
         self.path = Path(path)
 
     def _connect(self) -> sqlite3.Connection:
@@ -131,10 +94,10 @@ class History:
         """)
         return db
 
-    def append(self, run: Path | str | None = None, *, frame: pd.DataFrame | None = None,
-               samples: list[dict[str, Any]] | None = None,
-               run_json: dict[str, Any] | None = None) -> str:
-        """Append a run (a run directory, or its frame + samples + run.json); returns its run id.
+    def append(self, run: RunDir | Path | str | None = None, *,
+               frame: pd.DataFrame | None = None, samples: list[dict[str, Any]] | None = None,
+               meta: RunMeta | None = None) -> str:
+        """Append a run (a run directory, or its frame + samples + meta); returns its run id.
 
         A run already in the history is replaced.
         """
@@ -142,23 +105,25 @@ class History:
 
         path = None
         if run is not None:
-            path = str(Path(run).resolve())
-            frame, samples, run_json = load_run(run)
+            run = run if isinstance(run, RunDir) else RunDir.open(run)
+            path = str(run.path.resolve())
+            frame, samples, meta = run.frame(), run.samples(), run.meta()
         if frame is None:
             raise ValueError("History.append needs a run directory or a frame")
-        run_json = dict(run_json or {})
         samples = samples or []
-        run_id = str(run_json.get("run_id") or (frame["run_id"].dropna().iloc[0]
-                                                if frame["run_id"].notna().any() else None))
-        if not run_id or run_id == "None":
+        run_id = (meta.run_id if meta is not None and meta.run_id else
+                  str(frame["run_id"].dropna().iloc[0]) if frame["run_id"].notna().any() else None)
+        if not run_id:
             raise UserError("cannot append a run without a run id",
                             hint="run.json needs `run_id`, or rows a run_id column")
-        suite = _suite(frame, run_json)
+        meta = meta or RunMeta(run_id=run_id)
+        run_json = meta.to_json()
+        suite = suite_name(meta, frame, required=False)
         frame = frame.reindex(columns=COLUMNS).copy()
         frame["run_id"] = run_id
         if suite:
             frame["suite"] = frame["suite"].astype(object).where(frame["suite"].notna(), suite)
-        harness_version = run_json.get("harness_version")
+        harness_version = meta.harness_version
         with closing(self._connect()) as db, db:
             for table in ("runs", "rows", "samples", "environments"):
                 db.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
@@ -173,7 +138,7 @@ class History:
                 f"INSERT INTO samples VALUES ({', '.join('?' for _ in SAMPLE_KEYS + [0, 0, 0])})",
                 [(run_id, *[_sql_value(s.get(k)) for k in SAMPLE_KEYS], len(s.get("samples") or []),
                   json.dumps(s.get("samples") or [])) for s in samples])
-            for target, env in sorted((run_json.get("environment") or {}).items()):
+            for target, env in sorted(meta.environment.items()):
                 fp = fingerprint(dict(env or {}, harness_version=harness_version))
                 marks = ", ".join("?" for _ in ENV_KEYS + [0, 0, 0])
                 db.execute(f"INSERT INTO environments VALUES ({marks})",
@@ -247,8 +212,8 @@ class History:
             trend = trend[trend["run_id"] != exclude_run]
         return series_noise(trend)
 
-    def run_frame(self, run_id: str) -> tuple[pd.DataFrame, list[dict[str, Any]], dict[str, Any]]:
-        """A stored run back as (frame, samples, run.json): compare against any past run."""
+    def run_frame(self, run_id: str) -> tuple[pd.DataFrame, list[dict[str, Any]], RunMeta]:
+        """A stored run back as (frame, samples, meta): compare against any past run."""
         with closing(self._connect()) as db:
             found = db.execute("SELECT run_json FROM runs WHERE run_id = ?", (run_id,)).fetchone()
             if not found:
@@ -260,7 +225,8 @@ class History:
                 (run_id,)).fetchall()
         frame = to_frame(rows.reindex(columns=COLUMNS).to_dict("records"))
         samples = [dict(zip(SAMPLE_KEYS, s[:-1]), samples=json.loads(s[-1])) for s in series]
-        return frame, samples, json.loads(found[0])
+        return frame, samples, RunMeta.from_json(json.loads(found[0]),
+                                                 f"{self.path} (run {run_id})", run_id=run_id)
 
     def environments(self, run_id: str) -> pd.DataFrame:
         """The fingerprint per target of one run."""

@@ -51,18 +51,11 @@ def latency_rows(result: dict, fields: dict[str, Any]) -> tuple[list[dict], list
 
 
 def accuracy_rows(outputs: Path, artifact: Artifact, fields: dict[str, Any]) -> list[dict]:
-    """NILM metrics of the device's outputs against the held-out ground truth."""
-    from harness.workloads.nilm.metrics import metric_units, nilm_metrics
-
+    """Accuracy of the device's outputs, scored by the artifact's workload (its EvalData)."""
     assert artifact.eval is not None
-    predicted = np.load(outputs).reshape(-1) * artifact.eval.max_power_w
-    truth = np.load(artifact.eval.truth_w).reshape(-1)
-    metrics = nilm_metrics(np.clip(predicted, 0, None), truth, artifact.eval.appliance,
-                          artifact.eval.sample_seconds)
-    units = metric_units()
-    return [make_row(**fields, measurement="accuracy", metric=name, value=value,
-                     unit=units.get(name), n=len(truth), key=artifact.eval.appliance)
-            for name, value in metrics.items()]
+    return [make_row(**fields, measurement="accuracy", metric=score.metric, value=score.value,
+                     unit=score.unit, n=score.n, key=score.key)
+            for score in artifact.eval.score(np.load(outputs))]
 
 
 def error_row(result: dict, fields: dict[str, Any]) -> dict:

@@ -12,7 +12,7 @@ API (the artifact converter calls these; TensorFlow is imported lazily):
 
 `converter_factory()` must return a fresh `tf.lite.TFLiteConverter` already configured for the
 full-integer mode (optimizations, representative_dataset, target_spec); the debugger needs a new
-converter per run. `representative` is the float32 (N, window, 1) calibration set, fed one window
+converter per run. `representative` is the float32 (N, ...) calibration set, fed one sample
 (batch 1) at a time as the debug dataset.
 """
 
@@ -51,7 +51,7 @@ def suspected_nodes(frame: pd.DataFrame) -> list[str]:
 
 
 def _dataset(representative: np.ndarray) -> Callable[[], Iterator[list[np.ndarray]]]:
-    """Debug dataset generator: one float32 window (1, window, 1) at a time."""
+    """Debug dataset generator: one float32 sample (1, ...) at a time."""
     data = np.asarray(representative, dtype=np.float32)
     return lambda: ([data[i:i + 1]] for i in range(len(data)))
 

@@ -1,6 +1,6 @@
-"""Render a comparison (Rich, Markdown, CSV) and the history trend table; display only.
+"""Render a comparison with a baseline or another run (Rich, Markdown, CSV); display only.
 
-Both are pivots of tidy frames made elsewhere (`harness.compare`, `harness.results.history`).
+A pivot of the comparison frame made by `harness.compare`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table as RichTable
 
 from harness.compare import MARKS, Comparison
-from harness.report.model import Table, fmt
+from harness.report.model import Table, cell, fmt
 
 MARK_STYLE = {"+": "bold red", "!": "bold red", "-": "green", "*": "green", "x": "yellow",
               "~": "dim"}
@@ -21,15 +21,9 @@ COLUMNS = ["", "target", "model", "variant", "threads", "metric", "baseline", "c
            "p", "reason"]
 
 
-def _cell(value: Any) -> str:
-    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    return str(value)
-
-
 def _metric(row: Any) -> str:
     key = row["key"] if isinstance(row["key"], str) and row["key"] else ""
-    return f"{row['metric']} [{key}]" if key else _cell(row["metric"])
+    return f"{row['metric']} [{key}]" if key else cell(row["metric"])
 
 
 def _change(row: Any) -> str:
@@ -70,8 +64,8 @@ def comparison_table(comparison: Comparison, title: str = "Comparison with the b
     for _, row in _selected(comparison, show_unchanged).iterrows():
         reason = str(row["reason"] or "")
         table.rows.append([
-            str(row["mark"]), _cell(row["target"]), _cell(row["model"]),
-            _cell(row["variant"]), _cell(row["threads"]), _metric(row),
+            str(row["mark"]), cell(row["target"]), cell(row["model"]),
+            cell(row["variant"]), cell(row["threads"]), _metric(row),
             _value(row["baseline_value"], row["unit"]), _value(row["value"], row["unit"]),
             _change(row), _p(row["p_value"]), reason,
         ])
@@ -132,51 +126,3 @@ def to_markdown(comparison: Comparison, *, title: str = "Comparison with the bas
 def to_csv(comparison: Comparison) -> str:
     """Every compared row with every column (the tidy comparison table)."""
     return comparison.rows.to_csv(index=False)
-
-
-# --------------------------------------------------------------------------- history
-
-def trend_pivot(trend: pd.DataFrame) -> pd.DataFrame:
-    """Series as rows, runs as columns (oldest first), values as cells; failures as 'failed'."""
-    if trend.empty:
-        return pd.DataFrame()
-    data = trend.copy()
-    def series(r: Any) -> str:
-        key = f" [{r.key}]" if isinstance(r.key, str) and r.key else ""
-        parts = (_cell(r.target), _cell(r.model), _cell(r.variant),
-                 "" if pd.isna(r.threads) else f"t{r.threads}", _cell(r.metric) + key)
-        return " / ".join(p for p in parts if p and p not in ("None", "nan"))
-
-    data["series"] = [series(r) for r in data.itertuples()]
-    data["cell"] = [("failed: " + str(r.error_kind or "")) if r.status not in (None, "ok")
-                    else fmt(r.value, 4) for r in data.itertuples()]
-    order = list(dict.fromkeys(data["run_id"]))
-    pivot = data.pivot_table(index="series", columns="run_id", values="cell", aggfunc="first")
-    return pivot.reindex(columns=order).fillna("")
-
-
-def render_trend(trend: pd.DataFrame, console: Console, *, title: str = "History") -> None:
-    """Print the trend table (series x runs) with Rich."""
-    pivot = trend_pivot(trend)
-    if pivot.empty:
-        console.print("history: no runs match", style="yellow")
-        return
-    started = dict(zip(trend["run_id"], trend["started"]))
-    out = RichTable(title=title, title_justify="left", header_style="bold")
-    out.add_column("series", overflow="fold")
-    for run_id in pivot.columns:
-        out.add_column(f"{run_id}\n{str(started.get(run_id, ''))[:16]}", justify="right")
-    for series, row in pivot.iterrows():
-        out.add_row(series, *[str(v) for v in row])
-    console.print(out)
-
-
-def trend_markdown(trend: pd.DataFrame, *, title: str = "History") -> str:
-    """The trend table as Markdown."""
-    from harness.report.markdown import table_md
-
-    pivot = trend_pivot(trend)
-    table = Table(title, ["series"] + [str(c) for c in pivot.columns])
-    for series, row in pivot.iterrows():
-        table.rows.append([str(series)] + [str(v) for v in row])
-    return table_md(table)

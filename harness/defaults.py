@@ -1,0 +1,25 @@
+"""Default locations, in one place: the CLI, the API and the stores all take them from here."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+INVENTORY = Path("inventory.yaml")
+REPORTS_DIR = Path("reports")              # runs are stored in REPORTS_DIR/<suite>/<run-id>/
+BASELINES_DIR = Path("baselines")          # <suite>.json, created by `harness baseline set`
+HISTORY_FILE = "history.sqlite"            # in the reports directory
+CACHE_ENV = "HARNESS_CACHE"
+
+
+def history_path(reports: Path = REPORTS_DIR) -> Path:
+    """The history database of a reports directory."""
+    return Path(reports) / HISTORY_FILE
+
+
+HISTORY_PATH = history_path()
+
+
+def cache_dir() -> Path:
+    """Where artifacts are cached: $HARNESS_CACHE or ~/.cache/harness."""
+    return Path(os.environ.get(CACHE_ENV, Path.home() / ".cache" / "harness")).expanduser()
