@@ -21,7 +21,7 @@ import pytest
 from harness.report import plot_data
 from harness.report.html import render_history_html, render_html
 from harness.results.schema import make_row, to_frame
-from harness.results.store import load_frame
+from harness.results.rundir import RunDir
 from testutil import run_cli
 
 SMOKE_LIMIT = 2 * 1024 ** 2
@@ -169,7 +169,7 @@ def smoke_report(tmp_path_factory: pytest.TempPathFactory, harness_cache: Path) 
                      env={"HARNESS_CACHE": str(harness_cache)})
     assert result.returncode == 0, result.stderr[-3000:]
     (run_dir,) = (out / "smoke").iterdir()
-    frame = load_frame(run_dir)
+    frame = RunDir.open(run_dir).frame()
     meta = json.loads((run_dir / "run.json").read_text())
     text = render_html(frame, meta)
     path = run_dir / "report.html"
