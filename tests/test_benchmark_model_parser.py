@@ -1,26 +1,27 @@
-"""benchmark_model parsers on the real (recorded CSV) and reconstructed (console) fixtures."""
+"""benchmark_model parser on the real (recorded CSV) and reconstructed (console) fixtures."""
 
 from __future__ import annotations
 
 import pytest
 
-from harness.devices.benchmark_model import (benchmark_model_command, looks_like_profile_csv,
-                                             parse_console, parse_profile_csv)
+from harness.devices.cpu import benchmark_model_command
+from harness.parsers.benchmark_model import parse
 from testutil import FIXTURES
 
 BM = FIXTURES / "benchmark_model"
 
 
 def csv(name: str) -> dict:
-    text = (BM / name).read_text()
-    assert looks_like_profile_csv(text)
-    return parse_profile_csv(text)
+    output = parse((BM / name).read_text())
+    assert output.profile and not output.unplaced and not output.misread
+    assert {k for k, v in output.console.items() if v} == {"generation"}
+    return output.profile
 
 
 def console(name: str) -> dict:
-    text = (BM / name).read_text()
-    assert not looks_like_profile_csv(text)
-    return parse_console(text)
+    output = parse((BM / name).read_text())
+    assert output.profile == {} and not output.misread
+    return output.console
 
 
 def by_type(section: dict) -> dict:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 
 import pytest
@@ -140,25 +139,13 @@ def test_user_errors(tmp_path: Path) -> None:
         import_files("benchmark_model", [tmp_path / "missing.txt"], **IDS)
 
 
-# --------------------------------------------------------------------------- other engineers' parsers
-
-def needs(module: str, *names: str) -> None:
-    """Skip until harness.devices.<module> provides the parser functions (issue 7)."""
-    try:
-        mod = importlib.import_module(f"harness.devices.{module}")
-    except ImportError:
-        pytest.skip(f"harness.devices.{module} not available yet")
-    missing = [n for n in names if not hasattr(mod, n)]
-    if missing:
-        pytest.skip(f"harness.devices.{module} lacks {', '.join(missing)}")
-
+# --------------------------------------------------------------------------- other tools
 
 def values(rows: list[dict]) -> set:
     return {round(float(r["value"]), 6) for r in rows if r["value"] is not None}
 
 
 def test_edgetpu_compiler_fixtures() -> None:
-    needs("edgetpu", "parse_edgetpu_log", "parse_edgetpu_summary")
     log = rows_of("edgetpu_compiler", "kettle_cnn_w8_a8_edgetpu.log")
     check_common(log, "edgetpu_compiler")
     assert {r["device_kind"] for r in log} == {"edgetpu"}
@@ -171,7 +158,6 @@ def test_edgetpu_compiler_fixtures() -> None:
 
 
 def test_trtexec_fixtures() -> None:
-    needs("tensorrt", "parse_trtexec_summary", "parse_trtexec_profile")
     summary = rows_of("trtexec", "summary_trt10.txt")
     check_common(summary, "trtexec")
     assert {r["device_kind"] for r in summary} == {"tensorrt"}
