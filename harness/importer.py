@@ -40,7 +40,8 @@ def base_fields(tool: str, target: str, model: str, variant: str) -> dict[str, A
 
 
 def _lines(lines: list[tuple[int, str]]) -> str:
-    shown = "; ".join(f"line {number}: {text[:80]!r}" for number, text in lines[:SHOWN_LINES])
+    shown = "; ".join(f"line {number}: {' '.join(text.split())[:100]!r}"
+                      for number, text in lines[:SHOWN_LINES])
     more = len(lines) - SHOWN_LINES
     return shown + (f" (and {more} more)" if more > 0 else "")
 

@@ -202,8 +202,10 @@ def _labelled(values: str, labels: dict[str, str]) -> dict[str, float | int]:
     return {key: _number(parts[label].strip()) for label, key in labels.items() if label in parts}
 
 
-def _console(lines: list[str]) -> tuple[dict[str, Any], set[int]]:
-    nonempty = [line for line in lines if line.strip()]
+def _console(lines: list[str], skip: set[int] | None = None) -> tuple[dict[str, Any], set[int]]:
+    """(console figures, indices of the lines used); `skip`: profile-table lines, not looked at."""
+    skip = skip or set()
+    nonempty = [line for i, line in enumerate(lines) if line.strip() and i not in skip]
     # the plain generation still prints the odd "INFO: Created … delegate" line
     info = sum(1 for line in nonempty if line.startswith("INFO: ")) * 2 > len(nonempty)
     out: dict[str, Any] = {"memory": {}}
@@ -212,7 +214,7 @@ def _console(lines: list[str]) -> tuple[dict[str, Any], set[int]]:
     averages = False
     for index, raw in enumerate(lines):
         line = _strip_info(raw).strip()
-        if not line:
+        if not line or index in skip:
             continue
         placed.add(index)
         if line.startswith("Running benchmark for at least"):
@@ -293,7 +295,9 @@ def parse_console(text: str) -> dict[str, Any]:
     - "model_size_mb", "init_session_ms", "threads", "graph", "delegate" when printed;
     - "generation": "plain" | "info_prefix" | "peak_footprint" | "average_timings".
     """
-    return _console(text.splitlines())[0]
+    lines = text.splitlines()
+    _, placed, misread = _profile(lines)
+    return _console(lines, placed | set(misread))[0]
 
 
 # --------------------------------------------------------------------------- one output
@@ -302,7 +306,7 @@ def parse(text: str) -> BenchmarkModelOutput:
     """Profile tables and console lines of one output, and the lines neither could place."""
     lines = text.splitlines()
     profile, profile_lines, misread = _profile(lines)
-    console, console_lines = _console(lines)
+    console, console_lines = _console(lines, profile_lines | set(misread))
     used = profile_lines | console_lines | set(misread)
     unplaced = [(i + 1, line.strip()) for i, line in enumerate(lines)
                 if line.strip() and i not in used]
