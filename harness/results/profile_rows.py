@@ -335,7 +335,7 @@ def tflm_rows(model_path: str | Path, variant: str, fields: dict[str, Any],
               ram_kb: int | None = None, flash_kb: int | None = None) -> list[dict]:
     """TFLM arena (and the MCU fit when RAM/flash are known) for one artifact.
 
-    No rows for variants TFLM cannot run (`tflm.why_not` says why); a failure row when TFLM cannot
+    No rows for variants TFLM cannot run (`tflm_arena.why_not` says why); a failure row when TFLM cannot
     load this model (e.g. an operator it lacks).
     """
     from harness.artifacts import tflm_arena as tflm
