@@ -191,6 +191,15 @@ AVERAGE_LABELS = {"Warmup": "warmup_avg_us", "Init": "init_us", "Inference": "in
                   "no stats": "inference_avg_us"}
 MEMORY_LINES = {"VmRSS": "vmrss_mb", "RssAnnon": "rss_anon_mb", "RssAnon": "rss_anon_mb",
                 "RssFile + RssShmem": "rss_file_shmem_mb"}
+# lines with one value: (pattern, key); numbers become int or float, graph and delegate stay text
+SINGLE_VALUES = [(re.compile(pattern), key) for pattern, key in (
+    (rf"Overall peak memory footprint \(MB\) via periodic monitoring: ({NUM})", "peak_monitored_mb"),
+    (rf"The input model file size \(MB\): ({NUM})", "model_size_mb"),
+    (rf"Initialized session in ({NUM})ms", "init_session_ms"),
+    (r"(?:Num threads|#threads used for CPU inference): \[(\d+)\]", "threads"),
+    (r"Graph: \[(.*)\]", "graph"),
+    (r"Created TensorFlow Lite (\S+) delegate", "delegate"),
+)]
 # lines that carry nothing to measure: parameter echoes ("Num threads: [4]"), banners, notes
 QUIET_RE = re.compile(r"^(?:[^:]+: \[.*\]|STARTING!|Loaded model .*|resolved reporter|Note: .*|"
                       r"Created TensorFlow Lite .*|Initialized TensorFlow Lite runtime\.?|"
@@ -238,33 +247,19 @@ def _console(lines: list[str], skip: set[int] | None = None) -> tuple[dict[str, 
             out["memory"][f"{prefix}_init_mb"] = _number(m.group(2))
             out["memory"][f"{prefix}_overall_mb"] = _number(m.group(3))
             continue
-        m = re.match(rf"Overall peak memory footprint \(MB\) via periodic monitoring: ({NUM})", line)
-        if m:
-            out["memory"]["peak_monitored_mb"] = _number(m.group(1))
-            continue
         m = re.match(rf"[-+] (VmRSS|RssAnnon|RssAnon|RssFile \+ RssShmem)\s*: ({NUM}) MB", line)
         if m:
             out["memory"][MEMORY_LINES[m.group(1)]] = _number(m.group(2))
             continue
-        m = re.match(rf"The input model file size \(MB\): ({NUM})", line)
-        if m:
-            out["model_size_mb"] = _number(m.group(1))
-            continue
-        m = re.match(rf"Initialized session in ({NUM})ms", line)
-        if m:
-            out["init_session_ms"] = _number(m.group(1))
-            continue
-        m = re.match(r"(?:Num threads|#threads used for CPU inference): \[(\d+)\]", line)
-        if m:
-            out["threads"] = int(m.group(1))
-            continue
-        m = re.match(r"Graph: \[(.*)\]", line)
-        if m:
-            out["graph"] = m.group(1)
-            continue
-        m = re.match(r"Created TensorFlow Lite (\S+) delegate", line)
-        if m:
-            out["delegate"] = m.group(1)
+        single = next(((key, m.group(1)) for pattern, key in SINGLE_VALUES
+                       if (m := pattern.match(line))), None)
+        if single:
+            key, text = single
+            value = text if key in ("graph", "delegate") else _number(text)
+            if key == "peak_monitored_mb":
+                out["memory"][key] = value
+            else:
+                out[key] = value
             continue
         if not QUIET_RE.match(line):
             placed.discard(index)

@@ -85,7 +85,7 @@ def parse_summary(text: str) -> list[dict]:
         m = re.match(r"^Throughput:\s*([\d.eE+-]+)\s*qps", line, re.IGNORECASE)
         if m and block is None:
             records.append(record(**common, metric="throughput_qps", value=float(m.group(1)),
-                                 unit="qps"))
+                                  unit="qps"))
             continue
         m = ONE_LINE_RE.match(line)
         if m:
@@ -94,8 +94,8 @@ def parse_summary(text: str) -> list[dict]:
             for s in STAT_RE.finditer(m.group("stats")):
                 value = float(s.group("value")) * UNIT_MS[s.group("unit")]
                 records.append(record(**common, metric=_stat_metric(prefix, s.group("name"),
-                                                                   s.group("pct")),
-                                     value=value, unit="ms"))
+                                                                    s.group("pct")),
+                                      value=value, unit="ms"))
             continue
         seconds = next(((metric, float(m.group(1))) for pattern, metric in SECONDS_LINES
                         if (m := pattern.match(line))), None)
@@ -112,20 +112,20 @@ def parse_summary(text: str) -> list[dict]:
         m = OLD_STAT_RE.match(line)
         if m:
             records.append(record(**common, metric=_stat_metric(block, m.group("name"), None),
-                                 value=float(m.group("value")), unit="ms"))
+                                  value=float(m.group("value")), unit="ms"))
             if m.group("e2e"):
                 records.append(record(**common, metric=_stat_metric("end_to_end", m.group("name"),
-                                                                   None),
-                                     value=float(m.group("e2e")), unit="ms"))
+                                                                    None),
+                                      value=float(m.group("e2e")), unit="ms"))
             continue
         m = OLD_PCT_RE.match(line)
         if m:
             records.append(record(**common, metric=_stat_metric(block, "percentile", m.group("pct")),
-                                 value=float(m.group("value")), unit="ms"))
+                                  value=float(m.group("value")), unit="ms"))
             if m.group("e2e"):
                 records.append(record(**common, metric=_stat_metric("end_to_end", "percentile",
-                                                                   m.group("pct")),
-                                     value=float(m.group("e2e")), unit="ms"))
+                                                                    m.group("pct")),
+                                      value=float(m.group("e2e")), unit="ms"))
             continue
         m = re.match(r"^throughput:\s*([\d.eE+-]+)\s*qps", line)
         if m and block == "host_latency":
@@ -136,7 +136,7 @@ def parse_summary(text: str) -> list[dict]:
     if cov is not None:
         hint = " ".join(advice)
         records.append(record(**common, metric="gpu_compute_cov_pct", value=cov, unit="%",
-                             valid=False, hint=hint))
+                              valid=False, hint=hint))
         for entry in records:
             if entry["metric"].startswith("gpu_compute_") and entry["metric"] != "gpu_compute_cov_pct":
                 entry.update(valid=False, hint=hint)
@@ -155,7 +155,7 @@ def parse_profile_json(json_text: str) -> list[dict]:
     records: list[dict] = []
     if count is not None:
         records.append(record(**common, metric="profile_iterations", value=int(count),
-                              unit="count", n=int(count)))
+                               unit="count", n=int(count)))
     fields = (("averageMs", "node_ms", "ms"), ("percentage", "node_pct", "%"),
               ("timeMs", "node_total_ms", "ms"), ("medianMs", "node_median_ms", "ms"))
     for layer in layers:
@@ -178,7 +178,7 @@ def parse_dump_profile(text: str) -> list[dict]:
         if m:
             count = int(m.group(1))
             records.append(record(**common, metric="profile_iterations", value=count, unit="count",
-                                 n=count))
+                                  n=count))
             continue
         m = re.match(r"^([\d.]+)\s+([\d.]+)\s+(?:([\d.]+)\s+)?([\d.]+)\s+(\S.*)$", line)
         if not m or m.group(5) == "Total":
@@ -189,7 +189,7 @@ def parse_dump_profile(text: str) -> list[dict]:
         records.append(record(**layer, metric="node_total_ms", value=float(m.group(1)), unit="ms"))
         if m.group(3) is not None:
             records.append(record(**layer, metric="node_median_ms", value=float(m.group(3)),
-                                 unit="ms"))
+                                  unit="ms"))
     return records
 
 
