@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -12,14 +11,14 @@ from typing import Any, Callable
 
 from harness.artifacts import Artifact
 from harness.config import Inventory, Suite, Target
-from harness.devices import device_kind
+from harness.devices import KINDS
+from harness.devices.base import DeviceKind, TargetContext
 from harness.errors import HarnessError, InfraError
 from harness.plan import Job, Plan
 from harness.results.schema import failure_row, make_row
 from harness.transport import Transport
 
 log = logging.getLogger("harness.orchestrate")
-TARGETS_SRC = Path(__file__).resolve().parent.parent / "targets"
 # errors after which the rest of a target's jobs cannot run either
 FATAL_KINDS = {"unreachable", "auth", "hostkey", "runtime_missing", "tool_missing"}
 # errors that make a run exit 3 (the target or a tool failed); a model the device cannot run
@@ -27,52 +26,6 @@ FATAL_KINDS = {"unreachable", "auth", "hostkey", "runtime_missing", "tool_missin
 INFRA_KINDS = FATAL_KINDS | {"timeout", "runner_crash", "push_failed", "device_missing",
                              "tool_failed", "infra", "user_error", "onnxruntime_missing",
                              "trtexec_failed", "compile_failed"}
-
-
-@dataclass
-class TargetContext:
-    """Everything a device kind needs to run jobs on one target."""
-
-    name: str
-    target: Target
-    transport: Transport
-    suite: Suite
-    local_dir: Path
-    cache: Path
-    profile_spec: dict | None = None
-    runner_dir: str = ""
-    environment: dict[str, Any] = field(default_factory=dict)
-    state: dict[str, Any] = field(default_factory=dict)  # per-target caches of the device kind
-
-    @property
-    def fields(self) -> dict[str, Any]:
-        return {"suite": self.suite.name, "target": self.name, "device_kind": self.target.kind}
-
-    def push(self, local: Path, sha256: str, ext: str) -> str:
-        """Content-addressed push; returns the path relative to the work dir."""
-        from harness.transport.push import push
-
-        remote, _sent = push(self.transport, local, sha256, ext, self.target.python_exe)
-        return remote
-
-    def ensure_runner(self) -> None:
-        """Push the device-side code once (content-addressed by the bundle's hash)."""
-        from harness.transport.push import push_bundle
-
-        files = sorted(TARGETS_SRC.glob("*.py"))
-        digest = hashlib.sha256()
-        for path in files:
-            digest.update(path.name.encode() + path.read_bytes())
-        self.runner_dir, _sent = push_bundle(self.transport, files, digest.hexdigest()[:16],
-                                             self.target.python_exe)
-
-    def record_environment(self, result: dict) -> None:
-        """Keep the device environment (and runtime) reported by the runner."""
-        if result.get("environment"):
-            self.environment.update(result["environment"])
-        if result.get("runtime"):
-            self.environment.setdefault("runtimes", {})[result["runtime"]["name"]] = \
-                result["runtime"]["version"]
 
 
 @dataclass
@@ -127,7 +80,7 @@ def run_target(name: str, target: Target, plan: Plan, artifacts: dict[tuple[str,
     built, so the user sees what would have been deployed.
     """
     outcome = TargetOutcome(name)
-    kind = device_kind(target.kind)
+    kind = KINDS[target.kind]
     fatal: InfraError | None = None
     transport: Transport | None = None
     try:
@@ -160,7 +113,7 @@ def run_target(name: str, target: Target, plan: Plan, artifacts: dict[tuple[str,
     return outcome
 
 
-def _run_job(kind: Any, ctx: TargetContext, job: Job, artifact: Artifact,
+def _run_job(kind: DeviceKind, ctx: TargetContext, job: Job, artifact: Artifact,
              fatal: InfraError | None) -> tuple[list[dict], list[dict]]:
     fields = dict(ctx.fields, runtime=job.runtime)
     if not artifact.ok:
@@ -183,11 +136,9 @@ def _run_job(kind: Any, ctx: TargetContext, job: Job, artifact: Artifact,
         return [_job_failure(job, artifact, fields, exc)], []
 
 
-def _build_only(kind: Any, ctx: TargetContext, job: Job, artifact: Artifact,
+def _build_only(kind: DeviceKind, ctx: TargetContext, job: Job, artifact: Artifact,
                 fields: dict) -> list[dict]:
     """Build a device kind's artifacts without running them (the device cannot be used)."""
-    if not hasattr(kind, "build_rows"):
-        return []
     try:
         prepared = kind.prepare(ctx.target, artifact, ctx.cache)
         return kind.build_rows(prepared, dict(fields, model=job.model, variant=job.variant,
@@ -213,6 +164,6 @@ def _profile_spec(suite: Suite) -> dict | None:
 
 def dropped_rows(plan: Plan) -> list[dict]:
     """Rows that say what the plan left out and why."""
-    return [make_row(suite=plan.suite.name, target=d.target, model=d.model, variant=d.variant, measurement="build",
-                     metric="status", status="skipped", error_kind="unsupported",
-                     message=d.reason) for d in plan.dropped]
+    return [make_row(suite=plan.suite.name, target=d.target, model=d.model, variant=d.variant,
+                     runtime=d.runtime, measurement="build", metric="status", status="skipped",
+                     error_kind="unsupported", message=d.reason) for d in plan.dropped]

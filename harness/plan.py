@@ -1,4 +1,9 @@
-"""Expand suite × targets into jobs; drop what a target cannot run, with the reason."""
+"""Expand suite × targets into jobs; drop what a target cannot run, with the reason.
+
+Each job has a runtime (the target's `runtime` and extra `runtimes`) and the runner backend that
+runtime means (`harness.runtimes`): a variant the backend cannot run is dropped like one the
+device kind cannot run.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,8 @@ from pathlib import Path
 
 from harness.artifacts.build import variants_for
 from harness.config import Inventory, Suite
-from harness.devices import device_kind
+from harness.devices import KINDS
+from harness.runtimes import TFLITE, backend_for, backend_unsupported
 from harness.workloads import ModelSpec, model_specs
 
 
@@ -19,6 +25,7 @@ class Job:
     model: str
     variant: str
     runtime: str
+    backend: str = TFLITE  # what the runner runs (harness.runtimes)
 
     @property
     def job_id(self) -> str:
@@ -33,6 +40,7 @@ class Dropped:
     model: str
     variant: str
     reason: str
+    runtime: str | None = None  # set when only this runtime cannot run the variant
 
 
 @dataclass
@@ -57,7 +65,7 @@ def make_plan(suite: Suite, suite_path: Path, inventory: Inventory, targets: lis
     dropped: list[Dropped] = []
     for name in targets:
         target = inventory.targets[name]
-        kind = device_kind(target.kind)
+        kind = KINDS[target.kind]
         runtimes = [target.runtime] + [r for r in target.runtimes if r != target.runtime]
         for spec in specs:
             for variant in variants_for(spec, suite):
@@ -65,5 +73,11 @@ def make_plan(suite: Suite, suite_path: Path, inventory: Inventory, targets: lis
                 if reason:
                     dropped.append(Dropped(name, spec.name, variant, reason))
                     continue
-                jobs += [Job(name, spec.name, variant, runtime) for runtime in runtimes]
+                for runtime in runtimes:
+                    backend = backend_for(runtime)
+                    reason = backend_unsupported(backend, variant)
+                    if reason:
+                        dropped.append(Dropped(name, spec.name, variant, reason, runtime))
+                    else:
+                        jobs.append(Job(name, spec.name, variant, runtime, backend))
     return Plan(suite, suite_path, targets, specs, jobs, dropped)

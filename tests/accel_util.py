@@ -1,11 +1,11 @@
-"""Shared by the accelerator tests (issue 7): a tiny NILM seq2point CNN as Keras + TFLite files."""
+"""Shared by the accelerator tests: a tiny NILM seq2point CNN as Keras + TFLite files (built once
+per session by the `accel_models` fixture in conftest.py), a suite, a target context, artifacts."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 WINDOW = 99
 
@@ -35,17 +35,6 @@ def build_models(folder: Path) -> dict[str, Path]:
     return paths
 
 
-_BUILT: dict[str, dict[str, Path]] = {}
-
-
-@pytest.fixture(scope="session")
-def accel_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Built once per test session even though several modules import this fixture."""
-    if "models" not in _BUILT:
-        _BUILT["models"] = build_models(tmp_path_factory.mktemp("accel_models"))
-    return _BUILT["models"]
-
-
 def make_suite(model_path: Path, runs: int = 20):
     """A small suite over one model file (latency + memory)."""
     from harness.config.suite import Suite
@@ -61,7 +50,7 @@ def make_suite(model_path: Path, runs: int = 20):
 def make_ctx(tmp: Path, target: dict, suite, transport=None, name: str = "dut"):
     """A TargetContext over a local transport (or the given one) with the runner pushed."""
     from harness.config.inventory import Target
-    from harness.orchestrate import TargetContext
+    from harness.devices.base import TargetContext
     from harness.transport import LocalTransport
 
     t = Target.model_validate(target)

@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from harness.artifacts.tflm_array import read_sketch
-from harness.devices.tflm import capture_fd2, parse_print_allocations
+from harness.artifacts.tflm_arena import capture_fd2
+from harness.parsers.tflm import parse_print_allocations
 
 
 class BoardSimulator(threading.Thread):

@@ -38,6 +38,14 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="session")
+def accel_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The accelerator tests' tiny NILM CNN: .keras, TFLite variants and evaluation inputs."""
+    from accel_util import build_models
+
+    return build_models(tmp_path_factory.mktemp("accel_models"))
+
+
+@pytest.fixture(scope="session")
 def harness_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One artifact cache for every end-to-end test of the session (train and convert once)."""
     return tmp_path_factory.mktemp("harness-cache")

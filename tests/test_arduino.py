@@ -10,13 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from accel_util import accel_models, artifact_for, make_ctx, make_suite  # noqa: F401 - fixture
+from accel_util import artifact_for, make_ctx, make_suite
 from harness.artifacts import tflm_array
-from harness.devices import arduino
+from harness.devices import KINDS, arduino
 from harness.transport import CommandResult
 
 GPP = shutil.which("g++")
 SOCAT = shutil.which("socat")
+ARDUINO = KINDS["arduino"]
 
 MAIN_CC = r"""
 #include <cstdint>
@@ -44,8 +45,8 @@ def checksum(data: bytes) -> int:
 def int8_sketch(accel_models: dict, tmp_path_factory: pytest.TempPathFactory):
     import numpy as np
 
-    from harness.artifacts.edgetpu_compile import int8_io_model
-    from harness.devices.tflm import tflm_arena_bytes
+    from harness.artifacts.int8_io import int8_io_model
+    from harness.artifacts.tflm_arena import tflm_arena_bytes
 
     tmp = tmp_path_factory.mktemp("sketch")
     model = int8_io_model(accel_models["w8_a8"], tmp / "cache").path
@@ -119,9 +120,9 @@ def test_unsupported_variants() -> None:
 
     board = Target(kind="arduino", via="host", serial_port="/dev/ttyACM0", fqbn="a:b:c")
     for variant in ("convert_only", "w8_a8", "w8_a16"):
-        assert arduino.unsupported(board, variant) is None
-    assert "hybrid" in arduino.unsupported(board, "w8")
-    assert "float16" in arduino.unsupported(board, "f16")
+        assert ARDUINO.unsupported(board, variant) is None
+    assert "hybrid" in ARDUINO.unsupported(board, "w8")
+    assert "float16" in ARDUINO.unsupported(board, "f16")
 
 
 def test_commands_are_fully_formed() -> None:
@@ -154,7 +155,8 @@ def test_serial_round_trip_with_the_board_simulator(int8_sketch, tmp_path: Path)
     import numpy as np
     from tflite_micro.python.tflite_micro import runtime
 
-    from harness.devices.tflm import parse_print_allocations, print_allocations, tflm_arena_bytes
+    from harness.artifacts.tflm_arena import print_allocations, tflm_arena_bytes
+    from harness.parsers.tflm import parse_print_allocations
     from testutil import ROOT
 
     sys.path.insert(0, str(ROOT / "targets"))
@@ -202,7 +204,7 @@ def test_serial_round_trip_with_the_board_simulator(int8_sketch, tmp_path: Path)
 class NoFlashing:
     """Transport seam fake: records pushes, fails the test on any command (nothing may run)."""
 
-    name, workdir = "host", "/nonexistent"
+    name, workdir, is_local = "host", "/nonexistent", True
 
     def __init__(self) -> None:
         self.calls: list = []
@@ -224,8 +226,8 @@ class NoFlashing:
 @pytest.mark.slow
 def test_a_model_too_big_for_the_board_is_refused_before_upload(accel_models: dict,
                                                                 tmp_path: Path) -> None:
-    from harness.orchestrate import TargetContext
     from harness.config.inventory import Target
+    from harness.devices.base import TargetContext
     from harness.plan import Job
 
     suite = make_suite(accel_models["keras"])
@@ -233,8 +235,8 @@ def test_a_model_too_big_for_the_board_is_refused_before_upload(accel_models: di
                    fqbn="arduino:avr:uno", ram_kb=2, flash_kb=32)
     fake = NoFlashing()
     ctx = TargetContext("uno", board, fake, suite, tmp_path / "local", tmp_path / "cache")
-    prepared = arduino.prepare(board, artifact_for(accel_models, "convert_only"), ctx.cache)
-    rows, series = arduino.execute(ctx, Job("uno", "cnn", "convert_only", "auto"), prepared)
+    prepared = ARDUINO.prepare(board, artifact_for(accel_models, "convert_only"), ctx.cache)
+    rows, series = ARDUINO.execute(ctx, Job("uno", "cnn", "convert_only", "auto"), prepared)
     assert fake.calls == [] and series == []
     refusal = rows[-1]
     assert refusal["status"] == "failed" and refusal["error_kind"] == "does_not_fit"
@@ -256,8 +258,8 @@ def test_missing_arduino_cli_names_the_install_command(accel_models: dict, tmp_p
     ctx = make_ctx(tmp_path, {"kind": "arduino", "via": None, "serial_port": "/dev/ttyACM0",
                               "fqbn": "arduino:mbed_nano:nano33ble", "ram_kb": 256,
                               "flash_kb": 1024}, suite, name="nano")
-    prepared = arduino.prepare(ctx.target, artifact_for(accel_models, "w8_a8"), ctx.cache)
-    rows, _ = arduino.execute(ctx, Job("nano", "cnn", "w8_a8", "auto"), prepared)
+    prepared = ARDUINO.prepare(ctx.target, artifact_for(accel_models, "w8_a8"), ctx.cache)
+    rows, _ = ARDUINO.execute(ctx, Job("nano", "cnn", "w8_a8", "auto"), prepared)
     assert [r["value"] for r in rows if r["metric"] == "mcu_fits"] == [1]
     assert [r["value"] for r in rows if r["metric"] == "tflm_operators"] == [8]
     failure = rows[-1]

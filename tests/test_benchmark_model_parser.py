@@ -1,26 +1,27 @@
-"""benchmark_model parsers on the real (recorded CSV) and reconstructed (console) fixtures."""
+"""benchmark_model parser on the real (recorded CSV) and reconstructed (console) fixtures."""
 
 from __future__ import annotations
 
 import pytest
 
-from harness.devices.benchmark_model import (benchmark_model_command, looks_like_profile_csv,
-                                             parse_console, parse_profile_csv)
+from harness.devices.cpu import benchmark_model_command
+from harness.parsers.benchmark_model import parse
 from testutil import FIXTURES
 
 BM = FIXTURES / "benchmark_model"
 
 
 def csv(name: str) -> dict:
-    text = (BM / name).read_text()
-    assert looks_like_profile_csv(text)
-    return parse_profile_csv(text)
+    output = parse((BM / name).read_text())
+    assert output.profile and not output.unplaced and not output.misread
+    assert {k for k, v in output.console.items() if v} == {"generation"}
+    return output.profile
 
 
 def console(name: str) -> dict:
-    text = (BM / name).read_text()
-    assert not looks_like_profile_csv(text)
-    return parse_console(text)
+    output = parse((BM / name).read_text())
+    assert output.profile == {} and not output.misread
+    return output.console
 
 
 def by_type(section: dict) -> dict:
@@ -145,3 +146,82 @@ def test_command_line() -> None:
     assert benchmark_model_command("/opt/bm", "m.tflite", 4, 10, 50, "/tmp/p.csv") == [
         "/opt/bm", "--graph=m.tflite", "--num_threads=4", "--warmup_runs=10", "--num_runs=50",
         "--enable_op_profiling=true", "--profiling_output_csv_file=/tmp/p.csv"]
+
+
+# --------------------------------------------------------------------------- console table layouts
+
+def same_profile(console_section: dict, csv_section: dict) -> None:
+    """A console table section holds the CSV's data, rounded to the 3 decimals the tables print."""
+    assert [(n["name"], n["node_type"], n["times_called"]) for n in console_section["nodes"]] == \
+        [(n["name"], n["node_type"], n["times_called"]) for n in csv_section["nodes"]]
+    for got, want in zip(console_section["nodes"], csv_section["nodes"]):
+        for key in ("first_ms", "avg_ms", "pct", "cdf_pct", "mem_kb"):
+            assert got[key] == pytest.approx(want[key], abs=5.1e-4), (got["name"], key)
+    assert [(e["node_type"], e["count"], e["times_called"]) for e in console_section["summary"]] \
+        == [(e["node_type"], e["count"], e["times_called"]) for e in csv_section["summary"]]
+    for got, want in zip(console_section["summary"], csv_section["summary"]):
+        assert got["avg_ms"] == pytest.approx(want["avg_ms"], abs=5.1e-4)
+        assert got["pct"] == pytest.approx(want["pct"], abs=5.1e-4)
+    for key in ("timings", "memory", "nodes_executed", "nodes_observed"):
+        assert console_section[key] == csv_section[key]
+
+
+def test_console_tables_with_tabs_and_a_start_column() -> None:
+    output = parse((BM / "console_profile_tabs_start_rpi4.txt").read_text())
+    assert not output.unplaced and not output.misread
+    recorded = csv("kettle_cnn_w8_a8_profile_aarch64.csv")
+    assert set(output.profile) == {"init", "runs"}
+    for name in ("init", "runs"):
+        same_profile(output.profile[name], recorded[name])
+    runs = output.profile["runs"]["nodes"]
+    assert runs[0]["start_ms"] == 0 and runs[1]["start_ms"] == pytest.approx(runs[0]["avg_ms"])
+    assert runs[19]["name"] == "Delegate/Fully Connected (NC, QS8) GEMM:19"  # ", " kept as is
+
+
+def test_console_tables_info_titles_and_tabs_expanded_to_spaces() -> None:
+    output = parse((BM / "console_profile_info_spaces_x86.txt").read_text())
+    assert not output.misread
+    recorded = csv("microwave_cnn_w8_profile_x86.csv")
+    for name in ("init", "runs"):
+        same_profile(output.profile[name], recorded[name])
+    assert "start_ms" not in output.profile["runs"]["nodes"][0]
+    assert output.console == console("stdout_variant_b_info_prefix.txt")
+
+
+def test_tf1_untitled_tables_and_average_timings() -> None:
+    output = parse((BM / "tf1_untitled_tables_average_timings.txt").read_text())
+    assert not output.unplaced and not output.misread
+    assert set(output.profile) == {"runs"}  # TF 1.x prints no section titles
+    runs = output.profile["runs"]
+    assert len(runs["nodes"]) == runs["nodes_observed"] == 15
+    assert {n["times_called"] for n in runs["nodes"]} == {0}  # not counted by TF 1.x
+    assert runs["timings"]["avg"] == 12799.2
+    out = output.console
+    assert out["generation"] == "average_timings"
+    assert (out["warmup_avg_us"], out["init_us"], out["inference_avg_us"]) == (13077.8, 1184,
+                                                                                12799.2)
+    assert out["warmup"]["count"] == 39 and out["runs"]["count"] == 78
+
+
+def test_tf1_console_no_stats() -> None:
+    out = console("tf1_console_no_stats.txt")
+    assert out["generation"] == "average_timings"
+    assert (out["warmup_avg_us"], out["init_us"], out["inference_avg_us"]) == (3371.5, 21406,
+                                                                                3196.28)
+    assert out["runs"]["count"] == 305 and out["init_session_ms"] == 21.406
+    assert parse((BM / "tf1_console_no_stats.txt").read_text()).unplaced == []
+
+
+def test_a_table_row_in_an_unknown_layout_is_misread_not_dropped() -> None:
+    lines = (BM / "console_profile_tabs_start_rpi4.txt").read_text().splitlines()
+    row = next(i for i, line in enumerate(lines) if "Delegate/Copy (NC, X8):0" in line)
+    lines[row] = lines[row].replace("%", "")  # a layout without percent signs
+    output = parse("\n".join(lines))
+    assert output.misread == [(row + 1, lines[row].strip())]
+    assert "Delegate/Copy (NC, X8):0" not in [n["name"] for n in output.profile["runs"]["nodes"]]
+
+
+def test_unknown_lines_are_reported() -> None:
+    output = parse("hello\nNum threads: [4]\ncount=3 first=1 curr=1 min=1 max=1 avg=1 std=0\n")
+    assert output.unplaced == [(1, "hello")]
+    assert output.console["runs"]["count"] == 3  # a count= line on its own: the regular runs

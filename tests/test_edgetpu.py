@@ -11,9 +11,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from accel_util import accel_models, artifact_for, make_ctx, make_suite  # noqa: F401 - fixture
-from harness.devices import edgetpu
+from accel_util import artifact_for, make_ctx, make_suite
+from harness.devices import KINDS
+from harness.devices.runner_exec import loop_rate_rows
+from harness.parsers.edgetpu_compiler import parse_operation_log, parse_summary
 from testutil import FIXTURES, ROOT
+
+EDGETPU = KINDS["edgetpu"]
 
 LOG = FIXTURES / "edgetpu_compiler" / "kettle_cnn_w8_a8_edgetpu.log"
 SUMMARY = FIXTURES / "edgetpu_compiler" / "stdout_v2_partial_cpu.txt"
@@ -42,13 +46,13 @@ Compilation succeeded!
 
 
 def by(rows: list[dict], metric: str, key: str | None = None) -> dict:
-    found = [r for r in rows if r["metric"] == metric and r["key"] == key]
+    found = [r for r in rows if r["metric"] == metric and r.get("key") == key]
     assert len(found) == 1, (metric, key, found)
     return found[0]
 
 
 def test_operation_log_fixture_rows() -> None:
-    rows = edgetpu.parse_edgetpu_log(LOG.read_text())
+    rows = parse_operation_log(LOG.read_text())
     assert by(rows, "ops_on_edgetpu", "CONV_2D")["value"] == 5
     assert by(rows, "ops_on_edgetpu", "RESHAPE")["value"] == 10
     assert by(rows, "ops_on_edgetpu", "MAX_POOL_2D")["value"] == 4
@@ -64,7 +68,7 @@ def test_operation_log_fixture_rows() -> None:
 def test_operation_log_with_cpu_fallback() -> None:
     text = LOG.read_text() + ("MEAN                           2          Operation is working on "
                               "an unsupported data type\n")
-    rows = edgetpu.parse_edgetpu_log(text)
+    rows = parse_operation_log(text)
     cpu = by(rows, "ops_on_cpu", "MEAN")
     assert cpu["value"] == 2 and cpu["valid"] is False
     assert cpu["message"] == "Operation is working on an unsupported data type"
@@ -73,7 +77,7 @@ def test_operation_log_with_cpu_fallback() -> None:
 
 
 def test_console_summary_fixture_rows() -> None:
-    rows = edgetpu.parse_edgetpu_summary(SUMMARY.read_text())
+    rows = parse_summary(SUMMARY.read_text())
     assert by(rows, "on_chip_memory_used_bytes")["value"] == round(1.02 * 1024 ** 2)
     assert by(rows, "on_chip_memory_available_bytes")["value"] == round(7.62 * 1024 ** 2)
     assert by(rows, "off_chip_memory_streamed_bytes")["value"] == 0
@@ -90,7 +94,7 @@ def test_console_summary_fixture_rows() -> None:
 
 
 def test_newer_summary_says_remaining_and_flags_off_chip_streaming() -> None:
-    rows = edgetpu.parse_edgetpu_summary(SUMMARY_V16)
+    rows = parse_summary(SUMMARY_V16)
     assert by(rows, "on_chip_memory_remaining_bytes")["value"] == round(4.75 * 1024)
     assert not [r for r in rows if r["metric"] == "on_chip_memory_available_bytes"]
     streamed = by(rows, "off_chip_memory_streamed_bytes")
@@ -105,9 +109,9 @@ def test_unsupported_variants() -> None:
     from harness.config.inventory import Target
 
     coral = Target(kind="edgetpu", ssh="mendel@coral.local", accelerator="edgetpu")
-    assert edgetpu.unsupported(coral, "w8_a8") is None
+    assert EDGETPU.unsupported(coral, "w8_a8") is None
     for variant in ("convert_only", "w8", "w8_a16", "f16", "as_is"):
-        reason = edgetpu.unsupported(coral, variant)
+        reason = EDGETPU.unsupported(coral, variant)
         assert reason and "w8_a8" in reason
 
 
@@ -115,7 +119,7 @@ def test_unsupported_variants() -> None:
 def test_int8_io_model_is_full_int8_with_static_batch(accel_models: dict, tmp_path: Path) -> None:
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-    from harness.artifacts.edgetpu_compile import int8_io_model
+    from harness.artifacts.int8_io import int8_io_model
 
     model = int8_io_model(accel_models["w8_a8"], tmp_path)
     assert model.input_dtype == "int8" and model.output_dtype == "int8"
@@ -172,9 +176,9 @@ def test_execute_builds_the_artifact_and_ends_with_a_tool_missing_row(
     suite = make_suite(accel_models["keras"])
     ctx = make_ctx(tmp_path, {"kind": "edgetpu", "accelerator": "edgetpu"}, suite, name="coral")
     artifact = artifact_for(accel_models, "w8_a8")
-    prepared = edgetpu.prepare(ctx.target, artifact, ctx.cache)
+    prepared = EDGETPU.prepare(ctx.target, artifact, ctx.cache)
     assert prepared.path.is_file() and prepared.path.name.endswith(".int8io.tflite")
-    rows, series = edgetpu.execute(ctx, Job("coral", "cnn", "w8_a8", "auto"), prepared)
+    rows, series = EDGETPU.execute(ctx, Job("coral", "cnn", "w8_a8", "auto"), prepared)
     assert series == []
     size = by(rows, "int8_model_bytes")
     assert size["value"] == prepared.path.stat().st_size and size["status"] == "ok"
@@ -187,7 +191,7 @@ def test_execute_builds_the_artifact_and_ends_with_a_tool_missing_row(
 def test_runner_reports_a_missing_edgetpu_runtime_as_device_missing(
         accel_models: dict, tmp_path: Path) -> None:
     """The real runner with the real TFLite runtime asked to load libedgetpu.so.1 (absent here)."""
-    from harness.artifacts.edgetpu_compile import int8_io_model
+    from harness.artifacts.int8_io import int8_io_model
 
     model = int8_io_model(accel_models["w8_a8"], tmp_path / "cache")
     work = tmp_path / "work"
@@ -210,8 +214,8 @@ def test_runner_reports_a_missing_edgetpu_runtime_as_device_missing(
 
 
 def test_loop_rate_is_a_separate_metric() -> None:
-    rows = edgetpu.loop_rate_rows({"loop_rate": {"threads": 1, "iterations": 400,
-                                                 "rate_hz": 250.0}}, {"target": "coral"})
+    rows = loop_rate_rows({"loop_rate": {"threads": 1, "iterations": 400, "rate_hz": 250.0}},
+                          {"target": "coral"})
     rate = by(rows, "loop_rate_hz")
     assert rate["value"] == 250.0 and rate["method"] == "python_loop" and rate["unit"] == "Hz"
     assert by(rows, "loop_ms")["value"] == 4.0

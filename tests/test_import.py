@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 
 import pytest
@@ -41,7 +40,7 @@ def check_common(rows: list[dict], tool: str) -> None:
 
 def test_every_benchmark_model_fixture_imports() -> None:
     files = sorted((FIXTURES / "benchmark_model").iterdir())
-    assert len(files) == 7
+    assert len(files) == 11
     for f in files:
         rows = import_files("benchmark_model", [f], **IDS)
         check_common(rows, "benchmark_model")
@@ -119,6 +118,57 @@ def test_benchmark_model_console_generations() -> None:
     assert one(c, "warmup_mean_ms")["value"] == pytest.approx(13.0778)
 
 
+def test_benchmark_model_console_tables_without_console_timings() -> None:
+    """Only the profile tables pasted: latency from their Timings line, as from the CSV."""
+    tables = rows_of("benchmark_model", "console_profile_tabs_start_rpi4.txt")
+    recorded = rows_of("benchmark_model", "kettle_cnn_w8_a8_profile_aarch64.csv")
+    assert [(r["measurement"], r["metric"], r["key"]) for r in tables] == \
+        [(r["measurement"], r["metric"], r["key"]) for r in recorded]
+    for got, want in zip(tables, recorded):
+        assert got["value"] == pytest.approx(want["value"], rel=1e-3, abs=2e-3), got["metric"]
+    assert one(tables, "mean_ms", measurement="latency")["value"] == pytest.approx(3.19628)
+
+
+def test_benchmark_model_console_with_tables() -> None:
+    """Console lines and profile tables in one paste: each metric once, latency from the console."""
+    rows = rows_of("benchmark_model", "console_profile_info_spaces_x86.txt")
+    seen = [(r["measurement"], r["metric"], r["key"]) for r in rows]
+    assert len(seen) == len(set(seen))
+    assert one(rows, "mean_ms")["value"] == pytest.approx(0.718723)
+    assert one(rows, "mean_ms")["n"] == 1325
+    assert one(rows, "peak_monitored_mb")["value"] == pytest.approx(16.5234)
+    assert one(rows, "type_ms", "FULLY_CONNECTED")["value"] == pytest.approx(0.383)
+    assert len([r for r in rows if r["metric"] == "node_ms"]) == 20
+
+
+def test_benchmark_model_tf1_layouts() -> None:
+    rows = rows_of("benchmark_model", "tf1_untitled_tables_average_timings.txt")
+    assert one(rows, "mean_ms")["value"] == pytest.approx(12.7992)
+    assert one(rows, "warmup_mean_ms")["value"] == pytest.approx(13.0778)
+    assert one(rows, "init_ms")["value"] == pytest.approx(1.184)
+    conv = "Delegate/Convolution (NHWC, F32) IGEMM:0"
+    assert one(rows, "node_ms", conv)["value"] == pytest.approx(0.137)  # 0 calls counted as 1
+    assert one(rows, "node_times_called", conv)["value"] == 0
+    assert one(rows, "type_ms", "Fully Connected (NC, F32) GEMM")["value"] == pytest.approx(11.961)
+    rows = rows_of("benchmark_model", "tf1_console_no_stats.txt")
+    mean = one(rows, "mean_ms")
+    assert mean["value"] == pytest.approx(3.19628) and mean["n"] == 305
+    assert one(rows, "warmup_mean_ms")["value"] == pytest.approx(3.3715)
+    assert one(rows, "init_ms")["value"] == pytest.approx(21.406)
+    assert one(rows, "std_ms")["value"] == pytest.approx(0.059)
+
+
+def test_benchmark_model_unknown_table_layout_names_the_line(tmp_path: Path) -> None:
+    lines = (FIXTURES / "benchmark_model" / "console_profile_tabs_start_rpi4.txt").read_text() \
+        .splitlines()
+    row = next(i for i, line in enumerate(lines) if "Delegate/Copy (NC, X8):0" in line)
+    lines[row] = lines[row].replace("%", "")
+    odd = tmp_path / "odd.txt"
+    odd.write_text("\n".join(lines))
+    with pytest.raises(UserError, match=rf"line {row + 1}: 'Copy \(NC, X8\) 0.000 0.002"):
+        import_files("benchmark_model", [odd], **IDS)
+
+
 def test_several_files_in_one_import() -> None:
     rows = rows_of("benchmark_model", "kettle_cnn_w8_a8_profile_aarch64.csv",
                    "stdout_variant_a_rpi4_xnnpack.txt")
@@ -134,31 +184,19 @@ def test_user_errors(tmp_path: Path) -> None:
         import_files("benchmark_model", [empty], **IDS)
     junk = tmp_path / "junk.txt"
     junk.write_text("hello\n")
-    with pytest.raises(UserError, match="no benchmark_model"):
+    with pytest.raises(UserError, match="no benchmark_model.*line 1: 'hello'"):
         import_files("benchmark_model", [junk], **IDS)
     with pytest.raises(UserError, match="cannot read"):
         import_files("benchmark_model", [tmp_path / "missing.txt"], **IDS)
 
 
-# --------------------------------------------------------------------------- other engineers' parsers
-
-def needs(module: str, *names: str) -> None:
-    """Skip until harness.devices.<module> provides the parser functions (issue 7)."""
-    try:
-        mod = importlib.import_module(f"harness.devices.{module}")
-    except ImportError:
-        pytest.skip(f"harness.devices.{module} not available yet")
-    missing = [n for n in names if not hasattr(mod, n)]
-    if missing:
-        pytest.skip(f"harness.devices.{module} lacks {', '.join(missing)}")
-
+# --------------------------------------------------------------------------- other tools
 
 def values(rows: list[dict]) -> set:
     return {round(float(r["value"]), 6) for r in rows if r["value"] is not None}
 
 
 def test_edgetpu_compiler_fixtures() -> None:
-    needs("edgetpu", "parse_edgetpu_log", "parse_edgetpu_summary")
     log = rows_of("edgetpu_compiler", "kettle_cnn_w8_a8_edgetpu.log")
     check_common(log, "edgetpu_compiler")
     assert {r["device_kind"] for r in log} == {"edgetpu"}
@@ -171,7 +209,6 @@ def test_edgetpu_compiler_fixtures() -> None:
 
 
 def test_trtexec_fixtures() -> None:
-    needs("tensorrt", "parse_trtexec_summary", "parse_trtexec_profile")
     summary = rows_of("trtexec", "summary_trt10.txt")
     check_common(summary, "trtexec")
     assert {r["device_kind"] for r in summary} == {"tensorrt"}

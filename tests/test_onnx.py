@@ -1,5 +1,5 @@
 """ONNX: tf2onnx export of the Keras model (batch 1) checked with ONNX Runtime, and ONNX Runtime as
-a runtime on the host: real latency rows beside the TFLite ones."""
+a runtime on the host (a backend the plan chooses): real latency rows beside the TFLite ones."""
 
 from __future__ import annotations
 
@@ -8,12 +8,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from accel_util import accel_models, artifact_for, make_ctx, make_suite  # noqa: F401 - fixture
-from harness.devices import onnxrt
+from accel_util import artifact_for, make_ctx, make_suite
+from harness.devices import KINDS, runner_exec
+from harness.plan import Job, make_plan
+from harness.runtimes import ONNXRUNTIME, backend_unsupported
 
-pytestmark = pytest.mark.slow
+ORT_JOB = Job("host", "cnn", "convert_only", "onnxruntime", ONNXRUNTIME)
 
 
+@pytest.mark.slow
 def test_export_is_checked_against_keras_and_cached(accel_models: dict, tmp_path: Path) -> None:
     import keras
     import onnx
@@ -38,6 +41,7 @@ def test_export_is_checked_against_keras_and_cached(accel_models: dict, tmp_path
     assert again.max_abs_diff == export.max_abs_diff
 
 
+@pytest.mark.slow
 def test_transformer_with_exact_gelu_exports(tmp_path: Path) -> None:
     """Keras' exact GELU lowers to Erfc, which tf2onnx lacks; the export maps it to 1 - Erf."""
     import keras
@@ -54,21 +58,41 @@ def test_transformer_with_exact_gelu_exports(tmp_path: Path) -> None:
     assert export.max_abs_diff < 1e-4
 
 
+def test_the_plan_gives_onnxruntime_jobs_their_backend_and_drops_quantized_variants(
+        tmp_path: Path) -> None:
+    from harness.config import Inventory
+    from harness.config.suite import Suite
+
+    keras_file = tmp_path / "cnn.keras"
+    keras_file.write_bytes(b"")
+    suite = Suite.model_validate({"name": "s", "models": [{"name": "cnn", "path": str(keras_file)}],
+                                  "variants": ["convert_only", "w8_a8"],
+                                  "measurements": {"latency": {"runs": 5}}})
+    inventory = Inventory.model_validate({"targets": {"host": {"kind": "cpu",
+                                                               "runtimes": ["onnxruntime"]}}})
+    plan = make_plan(suite, tmp_path / "suite.yaml", inventory, ["host"])
+    assert {(j.variant, j.runtime, j.backend) for j in plan.jobs} == {
+        ("convert_only", "auto", "tflite"), ("w8_a8", "auto", "tflite"),
+        ("convert_only", "onnxruntime", "onnxruntime")}
+    dropped = [(d.variant, d.runtime) for d in plan.dropped]
+    assert dropped == [("w8_a8", "onnxruntime")]
+    assert "convert_only" in plan.dropped[0].reason
+
+
 def test_onnxruntime_runtime_variants() -> None:
-    assert onnxrt.unsupported(None, "convert_only") is None
+    assert backend_unsupported(ONNXRUNTIME, "convert_only") is None
     for variant in ("w8", "w8_a8", "w8_a16", "f16"):
-        assert "convert_only" in onnxrt.unsupported(None, variant)
-    assert "Keras" in onnxrt.unsupported(None, "as_is")
+        assert "convert_only" in backend_unsupported(ONNXRUNTIME, variant)
+        assert backend_unsupported("tflite", variant) is None
+    assert "Keras" in backend_unsupported(ONNXRUNTIME, "as_is")
 
 
+@pytest.mark.slow
 def test_onnxruntime_latency_rows_on_host(accel_models: dict, tmp_path: Path) -> None:
-    from harness.plan import Job
-
     suite = make_suite(accel_models["keras"])
     ctx = make_ctx(tmp_path, {"kind": "cpu", "runtimes": ["onnxruntime"]}, suite, name="host")
     artifact = artifact_for(accel_models, "convert_only")
-    rows, series = onnxrt.execute(ctx, Job("host", "cnn", "convert_only", "onnxruntime"),
-                                  artifact)
+    rows, series = KINDS["cpu"].execute(ctx, ORT_JOB, artifact)
     failed = [r for r in rows if r["status"] != "ok"]
     assert not failed, failed
     median = [r for r in rows if r["metric"] == "median_ms"]
@@ -83,27 +107,27 @@ def test_onnxruntime_latency_rows_on_host(accel_models: dict, tmp_path: Path) ->
     assert series and series[0]["runtime"] == "onnxruntime"
     assert ctx.environment["runtimes"]["onnxruntime"]
 
-    # a quantized variant is a skip row for this runtime, not a failure
-    skipped, _ = onnxrt.execute(ctx, Job("host", "cnn", "w8_a8", "onnxruntime"),
-                                artifact_for(accel_models, "w8_a8"))
+    # a convert_only artifact without its Keras model is a skip row for this runtime
+    no_source = artifact_for(accel_models, "convert_only")
+    no_source.source = None
+    skipped, _ = runner_exec.execute(ctx, ORT_JOB, no_source)
     assert [r["status"] for r in skipped] == ["skipped"]
     assert skipped[0]["error_kind"] == "unsupported" and skipped[0]["runtime"] == "onnxruntime"
 
 
+@pytest.mark.slow
 def test_tflite_and_onnxruntime_side_by_side(accel_models: dict, tmp_path: Path) -> None:
     """The same model through the standard TFLite runner and through ONNX Runtime."""
-    from harness.devices import cpu
-    from harness.plan import Job
-
     suite = make_suite(accel_models["keras"])
     ctx = make_ctx(tmp_path, {"kind": "cpu", "runtimes": ["onnxruntime"]}, suite, name="host")
     artifact = artifact_for(accel_models, "convert_only")
-    tflite_rows, _ = cpu.execute(ctx, Job("host", "cnn", "convert_only", "auto"), artifact)
-    ort_rows, _ = onnxrt.execute(ctx, Job("host", "cnn", "convert_only", "onnxruntime"), artifact)
+    tflite_rows, _ = KINDS["cpu"].execute(ctx, Job("host", "cnn", "convert_only", "auto"), artifact)
+    ort_rows, _ = KINDS["cpu"].execute(ctx, ORT_JOB, artifact)
     runtimes = {r["runtime"] for r in tflite_rows + ort_rows if r["metric"] == "median_ms"}
     assert runtimes == {"ai_edge_litert", "onnxruntime"}
 
 
+@pytest.mark.slow
 def test_missing_onnxruntime_on_the_device_is_not_fatal_to_tflite_jobs(tmp_path: Path) -> None:
     """A device without onnxruntime: the runner says how to install it, with a kind the
     orchestrator does not treat as fatal for the target (its TFLite jobs still run)."""

@@ -14,7 +14,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "targets"))
 
 import opsplit  # noqa: E402
-from harness.results.profile_rows import op_split_rows, parameter_count, profile_rows  # noqa: E402
+from harness.results.profile_rows import (memory_rows, op_split_rows, parameter_count,  # noqa: E402
+                                         size_rows)
 
 interpreter = pytest.importorskip("ai_edge_litert.interpreter")
 from ai_edge_litert.tools import flatbuffer_utils as fbu  # noqa: E402
@@ -128,7 +129,9 @@ def test_runner_job_with_profile_and_memory(tmp_path: Path, tiny_models: dict) -
     assert proc.returncode == 0, result.get("error")
     assert result["profile"]["status"] == "ok"
     fields = {"target": "host", "model": "tiny", "variant": "w8_a8", "runtime": "ai_edge_litert"}
-    rows = profile_rows(result, fields, model_path=model)
+    memory = result["memory"]
+    rows = (op_split_rows(result["profile"], fields) + memory_rows(memory, fields)
+            + size_rows(model, fields, size_bytes=memory["model_bytes"]))
     assert all(r["method"] for r in rows)
     by_metric: dict[str, list[dict]] = {}
     for r in rows:

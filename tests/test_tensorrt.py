@@ -1,5 +1,5 @@
 """Jetson / TensorRT: trtexec output (three summary layouts, profile JSON with 4 or 5 keys, raw
---exportTimes) parsed into rows; the trtexec command fully formed; the ONNX artifact really built; a
+--exportTimes) parsed into records and rows; the trtexec command fully formed; the ONNX artifact really built; a
 missing trtexec an actionable row. trtexec itself is replaced only at the Transport seam."""
 
 from __future__ import annotations
@@ -11,15 +11,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from accel_util import accel_models, artifact_for, make_ctx, make_suite  # noqa: F401 - fixture
+from accel_util import artifact_for, make_ctx, make_suite
 from harness import stats
-from harness.devices import tensorrt
+from harness.devices import KINDS, tensorrt
+from harness.parsers import trtexec
 from harness.transport import CommandResult, LocalTransport
 from testutil import FIXTURES
 
 SUMMARY10 = FIXTURES / "trtexec" / "summary_trt10.txt"
 PROFILE5 = FIXTURES / "trtexec" / "profile_5key.json"
 DUMP = FIXTURES / "trtexec" / "dump_profile_console.txt"
+TENSORRT = KINDS["tensorrt"]
 
 # TensorRT 8.0-8.5 layout: only percentile(99%), and the coefficient-of-variance warning.
 SUMMARY8 = """[03/14/2023-10:02:11] [I] === Performance summary ===
@@ -66,7 +68,7 @@ def value(rows: list[dict], metric: str, key: str | None = None) -> float:
 
 
 def test_trt10_summary_keeps_gpu_compute_and_host_latency_apart() -> None:
-    rows = tensorrt.parse_trtexec_summary(SUMMARY10.read_text())
+    rows = trtexec.parse_summary(SUMMARY10.read_text())
     assert value(rows, "throughput_qps") == 1873.41
     assert value(rows, "host_latency_median_ms") == 0.521973
     assert value(rows, "host_latency_p90_ms") == 0.553711
@@ -86,7 +88,7 @@ def test_trt10_summary_keeps_gpu_compute_and_host_latency_apart() -> None:
 
 
 def test_trt8_summary_with_only_p99_and_the_cov_warning() -> None:
-    rows = tensorrt.parse_trtexec_summary(SUMMARY8)
+    rows = trtexec.parse_summary(SUMMARY8)
     assert value(rows, "throughput_qps") == 1166.27
     assert value(rows, "host_latency_p99_ms") == 1.00513
     assert value(rows, "gpu_compute_median_ms") == 0.815674
@@ -100,7 +102,7 @@ def test_trt8_summary_with_only_p99_and_the_cov_warning() -> None:
 
 
 def test_trt7_multi_line_block() -> None:
-    rows = tensorrt.parse_trtexec_summary(SUMMARY7)
+    rows = trtexec.parse_summary(SUMMARY7)
     assert value(rows, "host_latency_median_ms") == 1.30908
     assert value(rows, "end_to_end_median_ms") == 2.55493
     assert value(rows, "host_latency_p99_ms") == 1.62427
@@ -114,7 +116,7 @@ def test_trt7_multi_line_block() -> None:
 
 
 def test_profile_json_with_five_keys() -> None:
-    rows = tensorrt.parse_trtexec_profile(PROFILE5.read_text())
+    rows = trtexec.parse_profile_json(PROFILE5.read_text())
     layer = "cnn/dense/MatMul + cnn/dense/Relu"
     assert value(rows, "profile_iterations") == 5620
     assert value(rows, "node_ms", layer) == 0.300404
@@ -129,13 +131,13 @@ def test_profile_json_with_four_keys() -> None:
     records = json.loads(PROFILE5.read_text())
     for record in records[1:]:
         del record["medianMs"]
-    rows = tensorrt.parse_trtexec_profile(json.dumps(records))
+    rows = trtexec.parse_profile_json(json.dumps(records))
     assert value(rows, "node_ms", "cnn/dense_1/MatMul") == 0.128241
     assert not [r for r in rows if r["metric"] == "node_median_ms"]
 
 
 def test_dump_profile_console() -> None:
-    rows = tensorrt.parse_trtexec_dump_profile(DUMP.read_text())
+    rows = trtexec.parse_dump_profile(DUMP.read_text())
     assert value(rows, "profile_iterations") == 5620
     assert value(rows, "node_ms", "cnn/conv1d/Conv1D + cnn/conv1d/Relu") == 0.0716
     assert value(rows, "node_median_ms", "cnn/dense_1/MatMul") == 0.1280
@@ -153,7 +155,7 @@ def test_export_times_feed_the_common_statistics() -> None:
                         "endOutMs": t + lat, "inMs": 0.009, "computeMs": comp, "outMs": 0.009,
                         "latencyMs": lat, "endToEndMs": lat + 0.1})
         t += 0.6
-    rows = tensorrt.parse_trtexec_times(json.dumps(records))
+    rows = tensorrt.times_rows(json.dumps(records))
     expected = stats.summarize(latency)
     assert value(rows, "median_ms") == pytest.approx(expected.median)
     assert value(rows, "p99_ms") == pytest.approx(expected.p99)
@@ -192,9 +194,9 @@ def test_unsupported_variants() -> None:
 
     jetson = Target(kind="tensorrt", ssh="nvidia@jetson.local")
     for variant in ("convert_only", "f16", "w8_a8"):
-        assert tensorrt.unsupported(jetson, variant) is None
-    assert "convert_only" in tensorrt.unsupported(jetson, "w8")
-    assert "ONNX" in tensorrt.unsupported(jetson, "as_is")
+        assert TENSORRT.unsupported(jetson, variant) is None
+    assert "convert_only" in TENSORRT.unsupported(jetson, "w8")
+    assert "ONNX" in TENSORRT.unsupported(jetson, "as_is")
 
 
 class FakeJetson:
@@ -204,7 +206,7 @@ class FakeJetson:
 
     def __init__(self, workdir: Path) -> None:
         self.local = LocalTransport("jetson", workdir)
-        self.name, self.workdir = "jetson", self.local.workdir
+        self.name, self.workdir, self.is_local = "jetson", self.local.workdir, False
         self.trtexec_calls: list[list[str]] = []
 
     def run(self, argv: list[str], timeout: float | None = None) -> CommandResult:
@@ -244,9 +246,9 @@ def test_execute_with_trtexec_present_parses_everything(accel_models: dict, tmp_
     fake = FakeJetson(tmp_path / "jetson")
     ctx = make_ctx(tmp_path, {"kind": "tensorrt", "trtexec": FakeJetson.TRTEXEC}, suite,
                    transport=fake, name="jetson")
-    prepared = tensorrt.prepare(ctx.target, artifact_for(accel_models, "w8_a8"), ctx.cache)
+    prepared = TENSORRT.prepare(ctx.target, artifact_for(accel_models, "w8_a8"), ctx.cache)
     job = Job("jetson", "cnn", prepared.variant, "auto")
-    rows, series = tensorrt.execute(ctx, job, prepared)
+    rows, series = TENSORRT.execute(ctx, job, prepared)
     assert all(r["status"] == "ok" for r in rows), [r["message"] for r in rows if r["message"]]
     argv = fake.trtexec_calls[0]
     assert "--int8" in argv and any(a.startswith("--onnx=") for a in argv)
@@ -259,7 +261,7 @@ def test_execute_with_trtexec_present_parses_everything(accel_models: dict, tmp_
     assert value(rows, "onnx_max_abs_diff") < 1e-4
     assert len(series) == 1 and len(series[0]["samples"]) == 40
     # second run: the engine cached on the device is loaded, not rebuilt
-    rows2, _ = tensorrt.execute(ctx, job, prepared)
+    rows2, _ = TENSORRT.execute(ctx, job, prepared)
     assert any(a.startswith("--loadEngine=") for a in fake.trtexec_calls[1])
     cached = [r for r in rows2 if r["metric"] == "engine_cached"]
     assert [r["value"] for r in cached] == [1] and cached[0]["key"].endswith("-int8-trt10.3.0.engine")
@@ -273,9 +275,9 @@ def test_missing_trtexec_is_an_actionable_row(accel_models: dict, tmp_path: Path
     suite = make_suite(accel_models["keras"])
     ctx = make_ctx(tmp_path, {"kind": "tensorrt", "trtexec": "/usr/src/tensorrt/bin/trtexec"},
                    suite, name="jetson")
-    prepared = tensorrt.prepare(ctx.target, artifact_for(accel_models, "convert_only"), ctx.cache)
+    prepared = TENSORRT.prepare(ctx.target, artifact_for(accel_models, "convert_only"), ctx.cache)
     assert prepared.path.suffix == ".onnx" and prepared.path.is_file()
-    rows, _ = tensorrt.execute(ctx, Job("jetson", "cnn", "convert_only", "auto"), prepared)
+    rows, _ = TENSORRT.execute(ctx, Job("jetson", "cnn", "convert_only", "auto"), prepared)
     assert value(rows, "onnx_max_abs_diff") < 1e-4
     failure = rows[-1]
     assert failure["status"] == "failed" and failure["error_kind"] == "tool_missing"

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.devices import tflm
+from harness.artifacts import tflm_arena as tflm
+from harness.parsers.tflm import parse_print_allocations
 from harness.results.profile_rows import tflm_rows
 from testutil import FIXTURES
 
@@ -29,7 +30,7 @@ def seq2point_int8(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_parse_fixture() -> None:
     text = (FIXTURES / "tflm" / "print_allocations_cnn_int8.txt").read_text()
-    parsed = tflm.parse_print_allocations(text)
+    parsed = parse_print_allocations(text)
     assert (parsed["total_bytes"], parsed["head_bytes"], parsed["tail_bytes"]) == (59184, 53920, 5264)
     records = {r["what"]: r for r in parsed["records"]}
     assert records["Persistent buffer data"] == {"what": "Persistent buffer data",
@@ -43,7 +44,7 @@ def test_parse_without_total_is_a_user_error() -> None:
     from harness.errors import UserError
 
     with pytest.raises(UserError, match="Arena allocation total"):
-        tflm.parse_print_allocations("nothing here\n")
+        parse_print_allocations("nothing here\n")
 
 
 def test_int8_cnn_arena_equals_print_allocations_and_one_byte_less_fails(
@@ -51,7 +52,7 @@ def test_int8_cnn_arena_equals_print_allocations_and_one_byte_less_fails(
     arena = tflm.tflm_arena(seq2point_int8)
     n = arena["arena_bytes"]
     # print_allocations() (captured from fd 2) for an interpreter with exactly that arena
-    reported = tflm.parse_print_allocations(tflm.print_allocations(seq2point_int8, n))
+    reported = parse_print_allocations(tflm.print_allocations(seq2point_int8, n))
     assert reported["total_bytes"] == n == arena["reported_bytes"]
     assert tflm.tflm_arena_bytes(seq2point_int8) == n
     # a generous arena reports the same up to the 16-byte alignment padding

@@ -1,11 +1,5 @@
-"""Edge TPU artifacts: the full-int8 model with int8 input/output and a static batch of 1, compiled
-by `edgetpu_compiler` on the controller (x86-64 Linux only).
-
-The int8-I/O model is made from the suite's `w8_a8` artifact by TensorFlow Lite's own
-`modify_model_interface` (the tool behind `inference_input_type=tf.int8`): it drops the float
-QUANTIZE at the input and the DEQUANTIZE at the output and keeps every other tensor and its
-quantization parameters. So the Edge TPU model is exactly the model measured as `w8_a8` on the CPUs
-(same calibration from the same representative data), with integer I/O as the Edge TPU requires.
+"""Edge TPU artifacts: the int8-I/O model (`harness.artifacts.int8_io`) compiled by
+`edgetpu_compiler` on the controller (x86-64 Linux only), cached by model hash and compiler version.
 """
 
 from __future__ import annotations
@@ -13,18 +7,18 @@ from __future__ import annotations
 import logging
 import os
 import platform
-import re
 import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.artifacts.cache import code_version, key_of, package_version, sha256_file, write_json
-from harness.errors import InfraError, UserError
+from harness.artifacts.cache import key_of, sha256_file, write_json
+from harness.artifacts.int8_io import Int8Model
+from harness.errors import InfraError
+from harness.parsers.edgetpu_compiler import compiler_version
 
 log = logging.getLogger("harness.artifacts.edgetpu")
 
-TFLITE_INT8 = 9  # tflite::TensorType_INT8
 COMPILER = "edgetpu_compiler"
 COMPILER_ENV = "HARNESS_EDGETPU_COMPILER"
 INSTALL_HINT = ("install the Edge TPU compiler on this x86-64 Linux controller from the Coral apt "
@@ -33,21 +27,6 @@ INSTALL_HINT = ("install the Edge TPU compiler on this x86-64 Linux controller f
                 "https://packages.cloud.google.com/apt/doc/apt-key.gpg | sudo apt-key add - && "
                 "sudo apt-get update && sudo apt-get install edgetpu-compiler` (or set "
                 f"{COMPILER_ENV}=/path/to/edgetpu_compiler)")
-VERSION_RE = re.compile(r"Edge TPU Compiler version\s+(\S+)")
-
-
-@dataclass
-class Int8Model:
-    """The int8-I/O model and what was checked about it."""
-
-    path: Path
-    sha256: str
-    size_bytes: int
-    input_shape: list[int]
-    input_dtype: str
-    output_dtype: str
-    input_quantization: tuple[float, int]
-    cached: bool = False
 
 
 @dataclass
@@ -62,58 +41,6 @@ class Compiled:
     log: str
     argv: list[str] = field(default_factory=list)
     cached: bool = False
-
-
-def _interface_info(path: Path) -> tuple[list[int], list[int], str, str, tuple[float, int]]:
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
-
-    interp = Interpreter(model_path=str(path),
-                         experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
-    inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
-    signature = [int(d) for d in inp.get("shape_signature", inp["shape"])]
-    return ([int(d) for d in inp["shape"]], signature, inp["dtype"].__name__,
-            out["dtype"].__name__, tuple(inp["quantization"]))
-
-
-def int8_io_model(w8_a8_model: Path, cache: Path) -> Int8Model:
-    """The int8-input/int8-output version of a full-integer (`w8_a8`) model, cached by content.
-
-    UserError when the model has no static batch of 1 or is not full-integer inside.
-    """
-    source_sha = sha256_file(w8_a8_model)
-    key = key_of("int8io", source_sha, code_version("artifacts/edgetpu_compile.py"),
-                 package_version("tensorflow-cpu", "tensorflow"))
-    out = cache / "edgetpu" / f"{key}.int8io.tflite"
-    cached = out.is_file()
-    if not cached:
-        try:
-            from tensorflow.lite.tools.optimize.python import (
-                _pywrap_modify_model_interface as modify)
-        except ImportError as exc:
-            raise InfraError(f"cannot make the int8-I/O Edge TPU model: TensorFlow's "
-                             f"modify_model_interface is not importable ({exc})",
-                             kind="tool_missing", phase="build",
-                             hint="pip install 'harness[convert]' (tensorflow-cpu)") from exc
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(out.name + f".{os.getpid()}.part")
-        status = modify.modify_model_interface(str(w8_a8_model), str(tmp), TFLITE_INT8, TFLITE_INT8)
-        if status != 0 or not tmp.is_file():
-            tmp.unlink(missing_ok=True)
-            raise UserError(f"{w8_a8_model}: cannot give the model int8 input/output "
-                            f"(modify_model_interface status {status})",
-                            hint="the Edge TPU needs a full-integer model: the w8_a8 variant of a "
-                                 "Keras model with a representative dataset")
-        os.replace(tmp, out)
-    shape, signature, in_dtype, out_dtype, quant = _interface_info(out)
-    if in_dtype != "int8" or out_dtype != "int8":
-        raise UserError(f"{w8_a8_model}: the Edge TPU model has {in_dtype} input and {out_dtype} "
-                        "output, not int8", hint="quantize fully (variant w8_a8)")
-    if not signature or signature[0] != 1:
-        raise UserError(f"{w8_a8_model}: input shape {signature} has no static batch of 1",
-                        hint="convert from a concrete function or SavedModel signature with a "
-                             "(1, ...) input; the Edge TPU compiler needs static shapes")
-    return Int8Model(out, sha256_file(out), out.stat().st_size, shape, in_dtype, out_dtype,
-                     (float(quant[0]), int(quant[1])), cached)
 
 
 def compiler_path() -> str | None:
@@ -155,8 +82,7 @@ def compile_model(model: Int8Model, cache: Path, compiler: str | None = None,
     except OSError as exc:
         raise InfraError(f"{compiler} cannot be started: {exc}", kind="tool_missing",
                          phase="build", hint=INSTALL_HINT) from exc
-    match = VERSION_RE.search(version_out.stdout + version_out.stderr)
-    version = match.group(1) if match else None
+    version = compiler_version(version_out.stdout + version_out.stderr)
     key = key_of("edgetpu", model.sha256, version)
     out_dir = cache / "edgetpu" / key
     compiled = out_dir / f"{model.path.stem}_edgetpu.tflite"

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from harness.artifacts import Artifact
 from harness.artifacts.cache import code_version, key_of, package_version, sha256_file, write_json
 from harness.errors import InfraError, UserError
 
@@ -198,3 +199,19 @@ def export_onnx(source: Path, cache: Path, eval_inputs: Path | None = None,
                         onnxruntime.__version__)
     write_json(meta_path, export.meta())
     return export
+
+
+def export_for(artifact: Artifact, cache: Path) -> OnnxExport:
+    """Export (or reuse) the checked ONNX model of an artifact's Keras source."""
+    if artifact.source is None:
+        raise UserError(f"{artifact.model}: no Keras source model to export ONNX from",
+                        hint="give a .keras file or SavedModel in the suite, not a .tflite")
+    return export_onnx(artifact.source, cache,
+                       artifact.eval.inputs if artifact.eval is not None else None)
+
+
+def onnx_artifact(artifact: Artifact, export: OnnxExport) -> Artifact:
+    """The ONNX export as an Artifact of the same model and variant (`extra["onnx"]`: its meta)."""
+    return Artifact(artifact.model, artifact.variant, path=export.path, sha256=export.sha256,
+                    size_bytes=export.size_bytes, cached=export.cached, source=artifact.source,
+                    eval=artifact.eval, extra={"onnx": export.meta()})

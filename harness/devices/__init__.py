@@ -1,21 +1,19 @@
-"""Device kinds: what each can run, how to prepare its artifacts, how to execute its jobs.
+"""Device kinds: what each kind of device can run, how its artifacts are prepared, what it checks on
+the device, and how its jobs are measured.
 
-Each kind is a module exposing:
-    unsupported(target, variant) -> str | None      reason the target cannot run the variant, or None
-    prepare(target, artifact, cache) -> Artifact      device-specific compile (may raise HarnessError)
-    execute(ctx: TargetContext, jobs) -> Iterator[list[row]]   run jobs on the device, one row list per job
+`KINDS` maps the inventory's `kind:` to its `DeviceKind` (`harness.devices.base`): `unsupported`,
+`prepare`, `probe`, `build_rows`, `execute`. Kinds never import each other; what several need is
+below them: `runner_exec` (jobs measured by `targets/runner.py`), `tools` (finding a tool on a
+target), `harness.artifacts` and `harness.parsers`.
 """
 
 from __future__ import annotations
 
-import importlib
-from types import ModuleType
+from harness.devices.arduino import ArduinoKind
+from harness.devices.base import DeviceKind
+from harness.devices.cpu import CpuKind
+from harness.devices.edgetpu import EdgeTpuKind
+from harness.devices.tensorrt import TensorRtKind
 
-KINDS = ("cpu", "edgetpu", "tensorrt", "arduino")
-
-
-def device_kind(kind: str) -> ModuleType:
-    """The module implementing a device kind."""
-    if kind not in KINDS:
-        raise KeyError(kind)
-    return importlib.import_module(f"harness.devices.{kind}")
+KINDS: dict[str, DeviceKind] = {kind.name: kind for kind in (
+    CpuKind(), EdgeTpuKind(), TensorRtKind(), ArduinoKind())}

@@ -6,7 +6,7 @@ target's transport.
 
 prepare(): the model (w8_a8 → int8 input/output, as on the Edge TPU; convert_only and w8_a16 as
 converted), its TFLM arena measured on the controller with `tflite-micro`
-(`harness.devices.tflm.tflm_arena_bytes`), and a sketch folder (C array, header, .ino with an op
+(`harness.artifacts.tflm_arena.tflm_arena_bytes`), and a sketch folder (C array, header, .ino with an op
 resolver listing exactly the model's operators and the arena = measured + margin).
 execute(): build rows; the fit check (arena + model vs the declared RAM and flash) refuses a model
 that cannot fit, with the numbers, before anything else; then `arduino-cli compile --fqbn …` and
@@ -27,13 +27,18 @@ import numpy as np
 
 from harness import stats
 from harness.artifacts import Artifact
-from harness.artifacts.cache import code_version, key_of, write_json
+from harness.artifacts import tflm_arena
+from harness.artifacts.cache import code_version, key_of, sha256_file, write_json
+from harness.artifacts.int8_io import int8_io_model
+from harness.artifacts.tflm_array import TEMPLATE, write_sketch
 from harness.config import Target
+from harness.devices.base import DeviceKind, Rows, TargetContext
+from harness.devices.tools import probe_tool
 from harness.errors import HarnessError, InfraError, UserError
+from harness.results.rows import LATENCY_METRICS
 from harness.results.schema import failure_row, make_row
 
 if TYPE_CHECKING:
-    from harness.orchestrate import TargetContext
     from harness.plan import Job
 
 CLI = "arduino-cli"
@@ -103,8 +108,6 @@ def session_rows(session: dict[str, Any], fields: dict[str, Any]) -> tuple[list[
     series: list[dict] = []
     samples_ms = np.asarray(session["latency_us"], dtype=float) / 1e3
     if samples_ms.size:
-        from harness.results.rows import LATENCY_METRICS
-
         summary = stats.summarize(samples_ms)
         valid, hint = stats.validity(summary)
         if simulated:
@@ -127,21 +130,9 @@ def session_rows(session: dict[str, Any], fields: dict[str, Any]) -> tuple[list[
 
 # --------------------------------------------------------------------------- device kind
 
-def unsupported(target: Target, variant: str) -> str | None:
-    """TFLM runs float32 and full-integer models (int8, int16x8); not hybrid or float16."""
-    from harness.devices.tflm import why_not
-
-    if variant == "as_is":
-        return None
-    reason = why_not(variant)
-    return f"TFLite Micro cannot run {variant}: {reason}" if reason else None
-
-
 def _model_for(artifact: Artifact, cache: Path) -> Path:
     assert artifact.path is not None
     if artifact.variant == "w8_a8":
-        from harness.artifacts.edgetpu_compile import int8_io_model
-
         return int8_io_model(artifact.path, cache).path
     return artifact.path
 
@@ -153,70 +144,14 @@ def _input_window(artifact: Artifact) -> np.ndarray | None:
     return np.asarray(windows[len(windows) // 2], dtype=np.float32) if len(windows) else None
 
 
-def prepare(target: Target, artifact: Artifact, cache: Path) -> Artifact:
-    """Model, measured arena and sketch folder (cached by content); errors deferred to execute."""
-    from harness.artifacts.cache import sha256_file
-    from harness.artifacts.tflm_array import TEMPLATE, write_sketch
-    from harness.devices.tflm import tflm_arena_bytes
-
-    model = _model_for(artifact, cache)
-    sha = sha256_file(model)
-    prepared = Artifact(artifact.model, artifact.variant, path=model, sha256=sha,
-                        size_bytes=model.stat().st_size, source=artifact.source,
-                        eval=artifact.eval, extra={})
-    window = _input_window(artifact)
-    key = key_of("sketch", sha, code_version("artifacts/tflm_array.py"),
-                 TEMPLATE.read_text(), None if window is None else window.tolist()[:8])
-    folder = cache / "arduino" / key
-    meta_path = folder / "sketch.json"
-    if meta_path.is_file():
-        prepared.extra.update(json.loads(meta_path.read_text()), cached=True)
-        return prepared
-    try:
-        arena = tflm_arena_bytes(model)
-        sketch = write_sketch(model, folder, arena, window)
-    except HarnessError as exc:
-        prepared.extra["deferred_error"] = exc
-        return prepared
-    meta = {"sketch_dir": str(sketch.folder), "operators": sketch.operators,
-            "arena_measured_bytes": sketch.arena_measured_bytes,
-            "arena_size_bytes": sketch.arena_size_bytes, "model_bytes": sketch.model_bytes,
-            "model_sha256": sketch.model_sha256, "key": key}
-    write_json(meta_path, meta)
-    prepared.extra.update(meta)
-    return prepared
-
-
-def build_rows(artifact: Artifact, fields: dict[str, Any]) -> list[dict]:
-    """What prepare() built: model size, TFLM arena (measured and declared), operators."""
-    extra = artifact.extra
-    if "sketch_dir" not in extra:
-        return [make_row(**fields, measurement="size", metric="size_bytes",
-                         value=artifact.size_bytes, unit="B", n=1, method="flatbuffer")]
-    common = dict(fields, n=1)
-    return [
-        make_row(**common, measurement="size", metric="size_bytes", value=extra["model_bytes"],
-                 unit="B", method="c_array", message=f"{extra['sketch_dir']}"),
-        make_row(**common, measurement="memory", metric="tflm_arena_bytes",
-                 value=extra["arena_measured_bytes"], unit="B", method="tflm"),
-        make_row(**common, measurement="memory", metric="arena_size_bytes",
-                 value=extra["arena_size_bytes"], unit="B", method="sketch",
-                 message="measured TFLM arena + max(10 %, 1 KiB), 16-byte aligned"),
-        make_row(**common, measurement="build", metric="tflm_operators",
-                 value=len(extra["operators"]), unit="count", method="sketch",
-                 key=",".join(extra["operators"])),
-    ]
-
-
 def fit_check(target: Target, name: str, artifact: Artifact) -> tuple[list[dict], str | None]:
     """(fit rows, refusal message or None): arena + model vs the board's RAM and flash."""
-    from harness.devices.tflm import fits
-
     extra = artifact.extra
     if target.ram_kb is None or target.flash_kb is None:
         return [], (f"{name}: set `ram_kb:` and `flash_kb:` for this board in inventory.yaml; "
                     "the harness does not flash a model without checking that it fits")
-    fit = fits(extra["arena_size_bytes"], extra["model_bytes"], target.ram_kb, target.flash_kb)
+    fit = tflm_arena.fits(extra["arena_size_bytes"], extra["model_bytes"], target.ram_kb,
+                          target.flash_kb)
     rows = [make_row(measurement="memory", method="fit_check", n=1, metric="mcu_fits",
                      value=int(bool(fit["fits"])), unit="bool")]
     for side in ("ram", "flash"):
@@ -252,79 +187,142 @@ def _core(fqbn: str | None) -> str:
     return ":".join((fqbn or "arduino:mbed_nano:nano33ble").split(":")[:2])
 
 
-def execute(ctx: "TargetContext", job: "Job", artifact: Artifact) -> tuple[list[dict], list[dict]]:
-    """Fit check, compile, upload, read the serial protocol; every stop is an actionable row."""
-    fields = dict(ctx.fields, model=artifact.model, variant=artifact.variant,
-                  artifact_sha256=artifact.sha256, runtime=RUNTIME)
-    rows = build_rows(artifact, fields)
-    deferred = artifact.extra.get("deferred_error")
-    if deferred is not None:
-        return rows + [failure_row(measurement="build", error_kind=getattr(deferred, "kind",
-                                                                            "user_error"),
-                                   message=str(deferred), phase="build", **fields)], []
-    fit_rows, refusal = fit_check(ctx.target, ctx.name, artifact)
-    rows += [dict(r, **{k: v for k, v in fields.items() if r.get(k) is None}) for r in fit_rows]
-    if refusal:
-        return rows + [failure_row(measurement="memory", error_kind="does_not_fit",
-                                   message=refusal, phase="fit_check", **fields)], []
-    try:
-        measured, series = _flash_and_read(ctx, job, artifact, fields)
-    except HarnessError as exc:
-        return rows + [failure_row(measurement="latency", error_kind=getattr(exc, "kind",
-                                                                              "user_error"),
-                                   message=str(exc), phase=getattr(exc, "phase", None) or "run",
-                                   **fields)], []
-    return rows + measured, series
+class ArduinoKind(DeviceKind):
+    """`kind: arduino`: a TFLM sketch per model, flashed and read over serial on the `via` host."""
 
+    name = "arduino"
 
-def _flash_and_read(ctx: "TargetContext", job: "Job", artifact: Artifact,
-                    fields: dict[str, Any]) -> tuple[list[dict], list[dict]]:
-    from harness.devices.tensorrt import probe_tool
-    from harness.transport import LocalTransport
+    def unsupported(self, target: Target, variant: str) -> str | None:
+        """TFLM runs float32 and full-integer models (int8, int16x8); not hybrid or float16."""
+        if variant == "as_is":
+            return None
+        reason = tflm_arena.why_not(variant)
+        return f"TFLite Micro cannot run {variant}: {reason}" if reason else None
 
-    target, via = ctx.target, ctx.target.via or "the controller"
-    if not target.fqbn or not target.serial_port:
-        raise UserError(f"{ctx.name}: set `fqbn:` and `serial_port:` in inventory.yaml",
-                        hint="e.g. fqbn: arduino:mbed_nano:nano33ble, serial_port: /dev/ttyACM0")
-    cli = probe_tool(ctx.transport, CLI)
-    if cli is None:
-        raise InfraError(f"{ctx.name}: {CLI} not found on {via}", kind="tool_missing",
-                         phase="probe", hint=CLI_INSTALL.format(core=_core(target.fqbn)))
-    extra = artifact.extra
-    remote = f"arduino/{extra['key']}"
-    sketch_remote, build_remote = f"{remote}/harness_tflm", f"{remote}/build"
-    for path in sorted(Path(extra["sketch_dir"]).iterdir()):
-        ctx.transport.put(path, f"{sketch_remote}/{path.name}")
-    for stage, argv in (("compile", compile_command(target.fqbn, sketch_remote, build_remote)),
-                        ("upload", upload_command(target.fqbn, target.serial_port, sketch_remote,
-                                                  build_remote))):
-        argv[0] = cli
-        res = ctx.transport.run(argv, timeout=target.command_timeout)
-        if not res.ok:
-            text = (res.stdout + res.stderr).strip()
-            hint = CLI_INSTALL.format(core=_core(target.fqbn)) if "TensorFlowLite.h" in text or \
-                "platform not installed" in text.lower() else None
-            raise InfraError(f"{ctx.name}: {' '.join(argv[:2])} failed on {via} (exit "
-                             f"{res.exit_code}): {' | '.join(text.splitlines()[-3:])}",
-                             kind="device_missing" if stage == "upload" else "compile_failed",
-                             phase=stage, hint=hint)
-    spec = ctx.suite.measurements.latency
-    runs, warmup = (spec.runs, spec.warmup_runs) if spec else (50, 5)
-    python = target.python or (sys.executable if isinstance(ctx.transport, LocalTransport)
-                               else "python3")
-    out = f"results/{job.job_id}.serial.json"
-    ctx.transport.run([python, f"{ctx.runner_dir}/serial_reader.py", "--port", target.serial_port,
-                       "--runs", str(runs), "--warmup", str(warmup), "--out", out],
-                      timeout=target.command_timeout)
-    local = ctx.local_dir / "results" / f"{job.job_id}.serial.json"
-    ctx.transport.get(out, local)
-    document = json.loads(local.read_text())
-    if document["status"] != "ok":
-        raise InfraError(f"{ctx.name}: {document['error']['message']}",
-                         kind=document["error"]["kind"], phase="run")
-    session = parse_serial_lines(document["lines"])
-    if session["model_sha256"] and not extra["model_sha256"].startswith(session["model_sha256"]):
-        raise InfraError(f"{ctx.name}: the board runs model {session['model_sha256']}, not "
-                         f"{extra['model_sha256'][:16]} (upload did not take?)",
-                         kind="device_mismatch", phase="run")
-    return session_rows(session, fields)
+    def prepare(self, target: Target, artifact: Artifact, cache: Path) -> Artifact:
+        """Model, measured arena and sketch folder (cached by content); errors deferred to
+        execute."""
+        model = _model_for(artifact, cache)
+        sha = sha256_file(model)
+        prepared = Artifact(artifact.model, artifact.variant, path=model, sha256=sha,
+                            size_bytes=model.stat().st_size, source=artifact.source,
+                            eval=artifact.eval, extra={})
+        window = _input_window(artifact)
+        key = key_of("sketch", sha, code_version("artifacts/tflm_array.py"),
+                     TEMPLATE.read_text(), None if window is None else window.tolist()[:8])
+        folder = cache / "arduino" / key
+        meta_path = folder / "sketch.json"
+        if meta_path.is_file():
+            prepared.extra.update(json.loads(meta_path.read_text()), cached=True)
+            return prepared
+        try:
+            arena = tflm_arena.tflm_arena_bytes(model)
+            sketch = write_sketch(model, folder, arena, window)
+        except HarnessError as exc:
+            prepared.extra["deferred_error"] = exc
+            return prepared
+        meta = {"sketch_dir": str(sketch.folder), "operators": sketch.operators,
+                "arena_measured_bytes": sketch.arena_measured_bytes,
+                "arena_size_bytes": sketch.arena_size_bytes, "model_bytes": sketch.model_bytes,
+                "model_sha256": sketch.model_sha256, "key": key}
+        write_json(meta_path, meta)
+        prepared.extra.update(meta)
+        return prepared
+
+    def build_rows(self, artifact: Artifact, fields: dict[str, Any]) -> Rows:
+        """What prepare() built: model size, TFLM arena (measured and declared), operators."""
+        extra = artifact.extra
+        if "sketch_dir" not in extra:
+            return [make_row(**fields, measurement="size", metric="size_bytes",
+                             value=artifact.size_bytes, unit="B", n=1, method="flatbuffer")]
+        common = dict(fields, n=1)
+        return [
+            make_row(**common, measurement="size", metric="size_bytes",
+                     value=extra["model_bytes"], unit="B", method="c_array",
+                     message=f"{extra['sketch_dir']}"),
+            make_row(**common, measurement="memory", metric="tflm_arena_bytes",
+                     value=extra["arena_measured_bytes"], unit="B", method="tflm"),
+            make_row(**common, measurement="memory", metric="arena_size_bytes",
+                     value=extra["arena_size_bytes"], unit="B", method="sketch",
+                     message="measured TFLM arena + max(10 %, 1 KiB), 16-byte aligned"),
+            make_row(**common, measurement="build", metric="tflm_operators",
+                     value=len(extra["operators"]), unit="count", method="sketch",
+                     key=",".join(extra["operators"])),
+        ]
+
+    def probe(self, ctx: TargetContext) -> dict[str, Any]:
+        """arduino-cli on the machine the board is plugged into."""
+        return {"arduino_cli": probe_tool(ctx.transport, CLI)}
+
+    def execute(self, ctx: TargetContext, job: "Job", artifact: Artifact) -> tuple[Rows, Rows]:
+        """Fit check, compile, upload, read the serial protocol; every stop is an actionable row."""
+        fields = dict(ctx.fields, model=artifact.model, variant=artifact.variant,
+                      artifact_sha256=artifact.sha256, runtime=RUNTIME)
+        rows = self.build_rows(artifact, fields)
+        deferred = artifact.extra.get("deferred_error")
+        if deferred is not None:
+            return rows + [failure_row(measurement="build",
+                                       error_kind=getattr(deferred, "kind", "user_error"),
+                                       message=str(deferred), phase="build", **fields)], []
+        fit_rows, refusal = fit_check(ctx.target, ctx.name, artifact)
+        rows += [dict(r, **{k: v for k, v in fields.items() if r.get(k) is None})
+                 for r in fit_rows]
+        if refusal:
+            return rows + [failure_row(measurement="memory", error_kind="does_not_fit",
+                                       message=refusal, phase="fit_check", **fields)], []
+        try:
+            measured, series = self._flash_and_read(ctx, job, artifact, fields)
+        except HarnessError as exc:
+            return rows + [failure_row(measurement="latency",
+                                       error_kind=getattr(exc, "kind", "user_error"),
+                                       message=str(exc), phase=getattr(exc, "phase", None)
+                                       or "run", **fields)], []
+        return rows + measured, series
+
+    def _flash_and_read(self, ctx: TargetContext, job: "Job", artifact: Artifact,
+                        fields: dict[str, Any]) -> tuple[Rows, Rows]:
+        target, via = ctx.target, ctx.target.via or "the controller"
+        if not target.fqbn or not target.serial_port:
+            raise UserError(f"{ctx.name}: set `fqbn:` and `serial_port:` in inventory.yaml",
+                            hint="e.g. fqbn: arduino:mbed_nano:nano33ble, serial_port: /dev/ttyACM0")
+        cli = self.probed(ctx)["arduino_cli"]
+        if cli is None:
+            raise InfraError(f"{ctx.name}: {CLI} not found on {via}", kind="tool_missing",
+                             phase="probe", hint=CLI_INSTALL.format(core=_core(target.fqbn)))
+        extra = artifact.extra
+        remote = f"arduino/{extra['key']}"
+        sketch_remote, build_remote = f"{remote}/harness_tflm", f"{remote}/build"
+        for path in sorted(Path(extra["sketch_dir"]).iterdir()):
+            ctx.transport.put(path, f"{sketch_remote}/{path.name}")
+        for stage, argv in (("compile", compile_command(target.fqbn, sketch_remote, build_remote)),
+                            ("upload", upload_command(target.fqbn, target.serial_port,
+                                                      sketch_remote, build_remote))):
+            argv[0] = cli
+            res = ctx.transport.run(argv, timeout=target.command_timeout)
+            if not res.ok:
+                text = (res.stdout + res.stderr).strip()
+                hint = CLI_INSTALL.format(core=_core(target.fqbn)) if "TensorFlowLite.h" in text \
+                    or "platform not installed" in text.lower() else None
+                raise InfraError(f"{ctx.name}: {' '.join(argv[:2])} failed on {via} (exit "
+                                 f"{res.exit_code}): {' | '.join(text.splitlines()[-3:])}",
+                                 kind="device_missing" if stage == "upload" else "compile_failed",
+                                 phase=stage, hint=hint)
+        spec = ctx.suite.measurements.latency
+        runs, warmup = (spec.runs, spec.warmup_runs) if spec else (50, 5)
+        python = target.python or (sys.executable if ctx.transport.is_local else "python3")
+        out = f"results/{job.job_id}.serial.json"
+        ctx.transport.run([python, f"{ctx.runner_dir}/serial_reader.py", "--port",
+                           target.serial_port, "--runs", str(runs), "--warmup", str(warmup),
+                           "--out", out], timeout=target.command_timeout)
+        local = ctx.local_dir / "results" / f"{job.job_id}.serial.json"
+        ctx.transport.get(out, local)
+        document = json.loads(local.read_text())
+        if document["status"] != "ok":
+            raise InfraError(f"{ctx.name}: {document['error']['message']}",
+                             kind=document["error"]["kind"], phase="run")
+        session = parse_serial_lines(document["lines"])
+        if session["model_sha256"] and not extra["model_sha256"].startswith(session["model_sha256"]):
+            raise InfraError(f"{ctx.name}: the board runs model {session['model_sha256']}, not "
+                             f"{extra['model_sha256'][:16]} (upload did not take?)",
+                             kind="device_mismatch", phase="run")
+        return session_rows(session, fields)

@@ -288,7 +288,7 @@ def render_html(frame: pd.DataFrame, meta: dict[str, Any], *,
                 | None = None) -> str:
     """The run report as one self-contained HTML document (plots first, then the tables).
 
-    frame: the run's tidy table (results.csv, `harness.results.store.load_frame`); meta: run.json.
+    frame: the run's tidy table (results.csv, `RunDir.frame()`); meta: run.json.
     comparison: optional, one row per compared key with columns target, model, variant, threads,
       metric, ratio (current / baseline), ci_low, ci_high (the ratio's interval), threshold (the
       relative change that counts, as a fraction: 0.10 = +10 %), decision (REGRESSED, SAME,

@@ -1,6 +1,7 @@
 """Tidy rows for where the time and the memory go: per-op profiles, memory, size, TFLM arena.
 
-Every row carries `method` (`op_split`, `benchmark_model`, `runner`, `tflm`, `flatbuffer`).
+Every row carries `method` (`op_split`, `benchmark_model`, `runner`, `tflm`, `flatbuffer`,
+`onnxruntime_check`, `onnx`).
 
 Profile rows (measurement "profile"), the same metric names for both methods so one pivot serves:
 - per node: key = node name, node_type = operator type; metrics
@@ -24,6 +25,7 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
+from harness.parsers import benchmark_model
 from harness.results.schema import failure_row, make_row
 
 NODE_TIME_METRIC = "node_ms"
@@ -142,18 +144,23 @@ def _type_rows(common: dict, types: list[tuple[str, float, int]], total_ms: floa
 
 # --------------------------------------------------------------------------- benchmark_model
 
-def benchmark_model_csv_rows(parsed: dict[str, dict[str, Any]], fields: dict[str, Any]) -> list[dict]:
-    """Rows for a parsed op-profiling CSV (`parse_profile_csv`), method benchmark_model."""
+def benchmark_model_profile_rows(parsed: dict[str, dict[str, Any]], fields: dict[str, Any],
+                                 ) -> list[dict]:
+    """Rows for parsed op-profiling sections (`parsers.benchmark_model.parse_profile`).
+
+    A node's time per inference is its average per call × times called per run; old versions
+    print 0 times called, which counts as one call.
+    """
     common = dict(fields, measurement="profile", method="benchmark_model")
     rows: list[dict] = []
     runs = parsed.get("runs")
     if runs:
         n = runs["timings"].get("count")
-        node_total = sum(node["avg_ms"] * node["times_called"] for node in runs["nodes"])
+        node_total = sum(node["avg_ms"] * _calls(node) for node in runs["nodes"])
         for node in runs["nodes"]:
             base = dict(common, key=node["name"], node_type=node["node_type"], n=n)
-            rows.append(make_row(**base, metric="node_ms",
-                                 value=node["avg_ms"] * node["times_called"], unit="ms"))
+            rows.append(make_row(**base, metric="node_ms", value=node["avg_ms"] * _calls(node),
+                                 unit="ms"))
             rows.append(make_row(**base, metric="node_pct", value=node["pct"], unit="%"))
             rows.append(make_row(**base, metric="node_avg_ms", value=node["avg_ms"], unit="ms"))
             rows.append(make_row(**base, metric="node_first_ms", value=node["first_ms"], unit="ms"))
@@ -189,6 +196,10 @@ def benchmark_model_csv_rows(parsed: dict[str, dict[str, Any]], fields: dict[str
             rows.append(make_row(**dict(common, measurement="memory"), metric="init_ms",
                                  value=init["timings"]["curr"] / 1e3, unit="ms", n=1))
     return rows
+
+
+def _calls(node: dict[str, Any]) -> int:
+    return node["times_called"] or 1
 
 
 def timing_rows(timings: dict[str, Any], fields: dict[str, Any], prefix: str = "") -> list[dict]:
@@ -255,42 +266,52 @@ def benchmark_model_rows(csv_text: str | None, console_text: str | None,
     With both, the latency and init rows come from the console (it has warm-up and first
     inference too) and the CSV contributes the profile rows, so no metric appears twice.
     """
-    from harness.devices import benchmark_model as bm
-
     rows: list[dict] = []
-    console = bm.parse_console(console_text) if console_text else None
+    console = benchmark_model.parse_console(console_text) if console_text else None
     if console is not None:
         rows += benchmark_model_console_rows(console, fields)
     if csv_text:
-        csv_rows = benchmark_model_csv_rows(bm.parse_profile_csv(csv_text), fields)
+        csv_rows = benchmark_model_profile_rows(benchmark_model.parse_profile(csv_text), fields)
         if console is not None:
             csv_rows = [r for r in csv_rows if r["measurement"] == "profile"]
         rows += csv_rows
     return rows
 
 
+def benchmark_model_output_rows(output: benchmark_model.BenchmarkModelOutput,
+                                fields: dict[str, Any]) -> list[dict]:
+    """Rows for one parsed output that may hold console lines, profile tables or both.
+
+    With console timings, latency and init come from the console and the tables add the profile
+    rows (as in `benchmark_model_rows`); without, the tables' Timings line gives the latency.
+    """
+    rows = benchmark_model_console_rows(output.console, fields)
+    profile = benchmark_model_profile_rows(output.profile, fields)
+    if rows:
+        profile = [r for r in profile if r["measurement"] == "profile"]
+    return rows + profile
+
+
 # --------------------------------------------------------------------------- memory and size
 
-def memory_rows(memory: dict | None, fields: dict[str, Any], model_path: str | Path | None = None,
-                ) -> list[dict]:
-    """Rows for the runner's `memory` section (+ size and parameter count when the file is known).
+def memory_rows(memory: dict | None, fields: dict[str, Any]) -> list[dict]:
+    """Rows for the runner's `memory` section.
 
     rss_footprint_mb = peak RSS − RSS after importing the runtime (the model's footprint, measured in
-    the runner's fresh process); peak_rss_mb; init_ms (interpreter creation + allocate_tensors).
+    the runner's fresh process); peak_rss_mb; init_ms (interpreter or session creation).
     """
+    if not memory:
+        return []
+    common = dict(fields, measurement="memory", method="runner", n=1)
     rows: list[dict] = []
-    if memory:
-        common = dict(fields, measurement="memory", method="runner", n=1)
-        peak, base = memory.get("peak_rss_kb"), memory.get("rss_baseline_kb")
-        if peak is not None and base is not None:
-            rows.append(make_row(**common, metric="rss_footprint_mb", value=(peak - base) / 1024,
-                                 unit="MB"))
-        if peak is not None:
-            rows.append(make_row(**common, metric="peak_rss_mb", value=peak / 1024, unit="MB"))
-        if memory.get("init_ms") is not None:
-            rows.append(make_row(**common, metric="init_ms", value=memory["init_ms"], unit="ms"))
-    size = memory.get("model_bytes") if memory else None
-    rows += size_rows(model_path, fields, size_bytes=size)
+    peak, base = memory.get("peak_rss_kb"), memory.get("rss_baseline_kb")
+    if peak is not None and base is not None:
+        rows.append(make_row(**common, metric="rss_footprint_mb", value=(peak - base) / 1024,
+                             unit="MB"))
+    if peak is not None:
+        rows.append(make_row(**common, metric="peak_rss_mb", value=peak / 1024, unit="MB"))
+    if memory.get("init_ms") is not None:
+        rows.append(make_row(**common, metric="init_ms", value=memory["init_ms"], unit="ms"))
     return rows
 
 
@@ -314,10 +335,10 @@ def tflm_rows(model_path: str | Path, variant: str, fields: dict[str, Any],
               ram_kb: int | None = None, flash_kb: int | None = None) -> list[dict]:
     """TFLM arena (and the MCU fit when RAM/flash are known) for one artifact.
 
-    No rows for variants TFLM cannot run (`tflm.why_not` says why); a failure row when TFLM cannot
+    No rows for variants TFLM cannot run (`tflm_arena.why_not` says why); a failure row when TFLM cannot
     load this model (e.g. an operator it lacks).
     """
-    from harness.devices import tflm
+    from harness.artifacts import tflm_arena as tflm
     from harness.errors import InfraError
 
     if not tflm.tflm_can_run(variant):
@@ -342,11 +363,12 @@ def tflm_rows(model_path: str | Path, variant: str, fields: dict[str, Any],
     return rows
 
 
-def profile_rows(result: dict, fields: dict[str, Any], model_path: str | Path | None = None,
-                 ) -> list[dict]:
-    """Everything issue 5 adds for one runner result: op-split profile and memory/size rows."""
-    rows: list[dict] = []
-    if result.get("profile"):
-        rows += op_split_rows(result["profile"], fields)
-    rows += memory_rows(result.get("memory"), fields, model_path)
-    return rows
+def onnx_export_rows(meta: dict[str, Any], fields: dict[str, Any]) -> list[dict]:
+    """The ONNX export's check against Keras and its size (`OnnxExport.meta()`)."""
+    common = dict(fields, measurement="build", method="onnxruntime_check", n=meta["checked_inputs"])
+    return [make_row(**common, metric="onnx_max_abs_diff", value=meta["max_abs_diff"], unit="abs",
+                     message=f"tf2onnx {meta['tf2onnx_version']}, opset {meta['opset']}, checked "
+                             f"with onnxruntime {meta['onnxruntime_version']} on "
+                             f"{meta['checked_inputs']} inputs"),
+            make_row(**dict(fields, measurement="size", method="onnx", n=1), metric="onnx_bytes",
+                     value=meta["size_bytes"], unit="B")]

@@ -24,6 +24,13 @@ def base_fields(ctx_fields: dict[str, Any], artifact: Artifact, result: dict | N
     return fields
 
 
+def rows_from_records(records: list[dict[str, Any]], fields: dict[str, Any]) -> list[dict]:
+    """Rows from parser records (`harness.parsers`): the job's columns fill what a record leaves
+    empty."""
+    return [make_row(**dict(fields, **{k: v for k, v in r.items() if v is not None}))
+            for r in records]
+
+
 def latency_rows(result: dict, fields: dict[str, Any]) -> tuple[list[dict], list[dict]]:
     """Summary rows per thread count plus the raw sample series (µs → ms)."""
     rows, series = [], []

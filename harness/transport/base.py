@@ -23,12 +23,14 @@ class CommandResult:
 class Transport(Protocol):
     """What the orchestrator needs from a target connection.
 
-    `workdir` is the target-side directory the harness owns. Commands are argv lists: each transport
-    quotes them for its own shell (never a pre-joined string).
+    `workdir` is the target-side directory the harness owns; `is_local` says whether commands run
+    on the controller itself. Commands are argv lists: each transport quotes them for its own shell
+    (never a pre-joined string).
     """
 
     name: str
     workdir: str
+    is_local: bool
 
     def run(self, argv: list[str], timeout: float | None = None) -> CommandResult: ...
 

@@ -15,6 +15,8 @@ from harness.transport.base import CommandResult
 class LocalTransport:
     """Runs commands on this machine, in `workdir`, each in a fresh process."""
 
+    is_local = True
+
     def __init__(self, name: str, workdir: str | os.PathLike[str]) -> None:
         self.name = name
         self.workdir = str(Path(workdir).expanduser().resolve())

@@ -96,6 +96,8 @@ def _policy_class():
 class SSHTransport:
     """One SSH target. Construct, then `open()` (or use `harness.transport.connect`)."""
 
+    is_local = False
+
     def __init__(self, name: str, target: Target, *, base_dir: Path | None = None) -> None:
         if target.ssh is None and target.host is None:
             raise UserError(f"target {name!r} has no ssh address",

@@ -1,4 +1,5 @@
-"""TensorFlow Lite Micro: which variants it runs, the tensor arena a model needs, and whether it fits.
+"""TensorFlow Lite Micro on the controller: which variants it runs, the tensor arena a model needs
+(measured with `tflite-micro`), and whether it fits a microcontroller.
 
 The `tflite-micro` package (`pip install tflite-micro`, extra `tflm`) runs the same reference
 kernels as the MCU build. `Interpreter.print_allocations()` writes the RecordingMicroAllocator report
@@ -16,17 +17,14 @@ the NILM CNNs `print_allocations()` with exactly that arena reports the same num
 from __future__ import annotations
 
 import os
-import re
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
-from harness.errors import InfraError, UserError
+from harness.errors import InfraError
+from harness.parsers.tflm import parse_print_allocations
 
-ALLOCATION_RE = re.compile(r"Arena allocation (total|head|tail) (\d+) bytes")
-RECORD_RE = re.compile(r"'(?P<what>[^']+)' used (?P<used>\d+) bytes with alignment overhead "
-                       r"\(requested (?P<requested>\d+) bytes for (?P<count>\d+) (?P<unit>[^)]*)\)")
 ALIGNMENT = 16
 TFLM_VARIANTS = ("convert_only", "w8_a8", "w8_a16")  # float, full-integer int8 and int16x8
 NOT_TFLM = {"w8": "dynamic-range (hybrid) kernels are not in TFLM",
@@ -35,31 +33,6 @@ NOT_TFLM = {"w8": "dynamic-range (hybrid) kernels are not in TFLM",
 
 class TFLMError(InfraError):
     """The model cannot be loaded or allocated by TFLM (kind unsupported_op / arena)."""
-
-
-def parse_print_allocations(text: str) -> dict[str, Any]:
-    """Parse `print_allocations()` output.
-
-    Returns {"total_bytes", "head_bytes", "tail_bytes", "records": [{"what", "used_bytes",
-    "requested_bytes", "count", "unit"}]}; UserError if there is no "Arena allocation total" line.
-    """
-    out: dict[str, Any] = {"total_bytes": None, "head_bytes": None, "tail_bytes": None,
-                           "records": []}
-    for line in text.splitlines():
-        m = ALLOCATION_RE.search(line)
-        if m:
-            out[f"{m.group(1)}_bytes"] = int(m.group(2))
-            continue
-        m = RECORD_RE.search(line)
-        if m:
-            out["records"].append({"what": m.group("what"), "used_bytes": int(m.group("used")),
-                                   "requested_bytes": int(m.group("requested")),
-                                   "count": int(m.group("count")), "unit": m.group("unit").strip()})
-    if out["total_bytes"] is None:
-        raise UserError("no 'Arena allocation total N bytes' line in the print_allocations output",
-                        hint="call print_allocations() after the interpreter was created and "
-                             "capture file descriptor 2, not sys.stderr")
-    return out
 
 
 def capture_fd2(fn: Callable[[], Any]) -> tuple[Any, str]:

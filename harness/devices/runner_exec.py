@@ -1,0 +1,191 @@
+"""Jobs measured by the device-side runner (`targets/runner.py`), for every kind that runs it.
+
+One job: push the artifact (and the evaluation inputs), write the job document, run the runner in
+a fresh process, fetch the result document (and the outputs), turn it into rows. The job's
+backend (chosen by the plan) says what runs: "tflite", the artifact with a TFLite runtime (or an
+external delegate the kind asks for), or "onnxruntime", the artifact's ONNX export with ONNX
+Runtime (`targets/ort_runner.py`): a float model, the export checked against Keras first.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from harness.artifacts import Artifact
+from harness.artifacts.onnx_export import export_for, onnx_artifact
+from harness.devices.base import Rows, TargetContext
+from harness.devices.tools import find_benchmark_model
+from harness.errors import InfraError
+from harness.results import profile_rows
+from harness.results import rows as result_rows
+from harness.results.schema import failure_row, make_row
+from harness.runtimes import ONNXRUNTIME, backend_unsupported
+
+if TYPE_CHECKING:
+    from harness.plan import Job
+
+
+
+@dataclass
+class RunnerOutcome:
+    """The rows of one runner job, the columns they share, and whether the runner succeeded."""
+
+    rows: Rows = field(default_factory=list)
+    series: Rows = field(default_factory=list)
+    fields: dict[str, Any] = field(default_factory=dict)
+    ok: bool = False
+    model_remote: str | None = None  # where the measured model is on the target
+
+
+def profiles(ctx: TargetContext, job: "Job") -> bool:
+    """Whether the suite asks for a per-operator profile of this job's model."""
+    spec = ctx.profile_spec
+    return spec is not None and (spec.get("models") is None or job.model in spec["models"])
+
+
+def profile_method(ctx: TargetContext) -> str | None:
+    """How this target profiles per operator: benchmark_model if it has one, else op-split."""
+    spec = ctx.profile_spec
+    if spec is None:
+        return None
+    if "profile_method" not in ctx.state:
+        method = spec["method"]
+        if method in ("auto", "benchmark_model"):
+            binary = find_benchmark_model(ctx.target, ctx.transport)
+            if binary is None and method == "benchmark_model":
+                raise InfraError(f"{ctx.name}: profile method benchmark_model, but the target has "
+                                 "none on PATH", kind="tool_missing", phase="probe",
+                                 hint="set `benchmark_model:` in the inventory, or use "
+                                      "method: op_split")
+            ctx.state["benchmark_model"] = binary
+            method = "benchmark_model" if binary else "op_split"
+        ctx.state["profile_method"] = method
+    return ctx.state["profile_method"]
+
+
+def runner_document(ctx: TargetContext, job: "Job", model_remote: str, inputs_remote: str | None,
+                    extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The job document the device-side runner reads (docs/CONTRACTS.md)."""
+    spec = ctx.suite.measurements
+    measure: dict[str, Any] = {"memory": spec.memory}
+    if spec.latency is not None:
+        measure["latency"] = spec.latency.model_dump()
+    if inputs_remote:
+        measure["outputs"] = {"inputs": inputs_remote}
+    if profiles(ctx, job) and profile_method(ctx) == "op_split":
+        measure["profile"] = ctx.profile_spec
+    return {"schema_version": 1, "job_id": job.job_id, "model": model_remote,
+            "runtime": job.runtime, "measure": measure, "result": f"results/{job.job_id}.json",
+            **(extra or {})}
+
+
+def run_runner(ctx: TargetContext, job: "Job", artifact: Artifact,
+               extra: dict[str, Any] | None = None) -> tuple[dict, Path | None, str]:
+    """Push the artifact (and eval inputs), run the runner in a fresh process, fetch the result.
+
+    Returns (result document, local outputs file or None, the model's path on the target).
+    """
+    assert artifact.path is not None and artifact.sha256 is not None
+    model_remote = ctx.push(artifact.path, artifact.sha256, artifact.path.suffix.lstrip("."))
+    inputs_remote = None
+    if ctx.suite.measurements.accuracy and artifact.eval is not None:
+        inputs_remote = ctx.push(artifact.eval.inputs, artifact.eval.inputs_sha256, "npy")
+    document = runner_document(ctx, job, model_remote, inputs_remote, extra)
+    local_job = ctx.local_dir / "jobs" / f"{job.job_id}.json"
+    local_job.parent.mkdir(parents=True, exist_ok=True)
+    local_job.write_text(json.dumps(document, indent=1))
+    ctx.transport.put(local_job, f"jobs/{job.job_id}.json")
+    outcome = ctx.transport.run([ctx.target.python_exe, f"{ctx.runner_dir}/runner.py",
+                                 f"jobs/{job.job_id}.json"], timeout=ctx.target.command_timeout)
+    local_result = ctx.local_dir / "results" / f"{job.job_id}.json"
+    try:
+        ctx.transport.get(document["result"], local_result)
+    except (OSError, InfraError) as exc:
+        detail = (outcome.stderr.strip().splitlines() or ["no output"])[-1]
+        raise InfraError(f"{ctx.name}: runner produced no result for {job.job_id} (exit "
+                         f"{outcome.exit_code}): {detail}", kind="runner_crash", phase="run") from exc
+    result = json.loads(local_result.read_text())
+    outputs = None
+    if result.get("outputs"):
+        outputs = ctx.local_dir / "results" / Path(result["outputs"]).name
+        ctx.transport.get(result["outputs"], outputs)
+    return result, outputs, model_remote
+
+
+def run_job(ctx: TargetContext, job: "Job", artifact: Artifact,
+            extra: dict[str, Any] | None = None) -> RunnerOutcome:
+    """One runner job with the job's backend: all its rows (a failed runner is a row)."""
+    if job.backend != ONNXRUNTIME:
+        return _run(ctx, job, artifact, extra)
+    if artifact.source is None:  # a convert_only artifact without its Keras model
+        fields = dict(ctx.fields, model=artifact.model, variant=artifact.variant,
+                      runtime=job.runtime)
+        return RunnerOutcome([make_row(**fields, measurement="latency", metric="status",
+                                       status="skipped", error_kind="unsupported",
+                                       message=backend_unsupported(ONNXRUNTIME, "as_is"))],
+                             fields=fields)
+    onnx = onnx_artifact(artifact, export_for(artifact, ctx.cache))
+    build = profile_rows.onnx_export_rows(onnx.extra["onnx"], dict(
+        ctx.fields, model=artifact.model, variant=artifact.variant, runtime=job.runtime,
+        artifact_sha256=onnx.sha256))
+    outcome = _run(ctx, job, onnx, extra)
+    outcome.rows = build + outcome.rows
+    return outcome
+
+
+def _run(ctx: TargetContext, job: "Job", artifact: Artifact,
+         extra: dict[str, Any] | None) -> RunnerOutcome:
+    result, outputs, model_remote = run_runner(ctx, job, artifact, extra)
+    fields = result_rows.base_fields(ctx.fields, artifact, result)
+    fields.setdefault("runtime", job.runtime)
+    ctx.record_environment(result)
+    if result.get("status") != "ok":
+        return RunnerOutcome([result_rows.error_row(result, fields)], [], fields, False,
+                             model_remote)
+    tflite = job.backend != ONNXRUNTIME  # an .onnx has no flatbuffer, TFLM arena or op-split
+    memory = result.get("memory")
+    rows, series = result_rows.latency_rows(result, fields)
+    rows += profile_rows.memory_rows(memory, fields)
+    if tflite:
+        rows += profile_rows.size_rows(artifact.path, fields,
+                                       size_bytes=memory.get("model_bytes") if memory else None)
+        if ctx.suite.measurements.memory and artifact.path is not None:
+            rows += profile_rows.tflm_rows(artifact.path, artifact.variant, fields,
+                                           ctx.target.ram_kb, ctx.target.flash_kb)
+    if outputs is not None and artifact.eval is not None:
+        rows += _accuracy_rows(outputs, artifact, fields)
+    if tflite and result.get("profile"):
+        rows += profile_rows.op_split_rows(result["profile"], fields)
+    rows += loop_rate_rows(result, fields)
+    return RunnerOutcome(rows, series, fields, True, model_remote)
+
+
+def _accuracy_rows(outputs: Path, artifact: Artifact, fields: dict[str, Any]) -> Rows:
+    try:
+        return result_rows.accuracy_rows(outputs, artifact, fields)
+    except (ValueError, OSError) as exc:
+        return [failure_row(measurement="accuracy", error_kind="accuracy_failed",
+                            message=str(exc), **fields)]
+
+
+def loop_rate_rows(result: dict, fields: dict[str, Any]) -> Rows:
+    """The Python loop rate (set input + invoke + read output), kept apart from invoke() latency."""
+    loop = result.get("loop_rate")
+    if not loop:
+        return []
+    common = dict(fields, measurement="latency", method="python_loop", threads=loop.get("threads"),
+                  n=loop.get("iterations"))
+    return [make_row(**common, metric="loop_rate_hz", value=loop["rate_hz"], unit="Hz",
+                     hint="end-to-end Python loop rate with pre-processing; not kernel latency"),
+            make_row(**common, metric="loop_ms", value=1e3 / loop["rate_hz"] if loop["rate_hz"]
+                     else None, unit="ms")]
+
+
+def execute(ctx: TargetContext, job: "Job", artifact: Artifact,
+            extra: dict[str, Any] | None = None) -> tuple[Rows, Rows]:
+    """`run_job` as a kind's (rows, series)."""
+    outcome = run_job(ctx, job, artifact, extra)
+    return outcome.rows, outcome.series
