@@ -156,8 +156,6 @@ def test_no_import_cycles_in_harness(harness_graph: Graph) -> None:
     assert cycles(harness_graph) == []
 
 
-@pytest.mark.xfail(strict=False, reason="targets/runner.py and targets/opsplit.py import each "
-                                        "other (runner ↔ opsplit); being split up elsewhere")
 def test_no_import_cycles_in_targets() -> None:
     assert cycles(import_graph("targets")) == []
 
