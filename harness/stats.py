@@ -137,24 +137,11 @@ def relative_shift(baseline: Sequence[float], current: Sequence[float]) -> float
     return math.expm1(hodges_lehmann(np.log(a), np.log(b)))
 
 
-def block_medians(samples: Sequence[float], blocks: int) -> np.ndarray:
-    """Medians of `blocks` consecutive, near-equal chunks of time-ordered samples.
-
-    Samples taken close in time share the machine's state (contention, frequency); block medians
-    turn a run into a few nearly independent observations of it.
-    """
-    x = np.asarray(samples, dtype=float)
-    blocks = max(1, min(int(blocks), x.size))
-    if x.size == 0:
-        return np.zeros(0)
-    return np.array([float(np.median(chunk)) for chunk in np.array_split(x, blocks)])
-
-
 def thin(samples: Sequence[float], limit: int) -> list[float]:
     """At most `limit` samples, picked evenly spaced in time order (first and last kept).
 
-    Deterministic; keeps the time order (so block statistics still work) and, as a systematic
-    sample, the shape of the distribution.
+    Deterministic; keeps the time order and, as a systematic sample, the shape of the
+    distribution.
     """
     x = np.asarray(samples, dtype=float)
     if x.size <= limit:

@@ -9,12 +9,15 @@ from typing import Any
 
 import pandas as pd
 
-from harness.results.rows import latency_rows
+from harness.config.suite import load_suite
+from harness.results.rows import error_row, latency_rows
 from harness.results.schema import failure_row, make_row, to_frame
 from harness.results.rundir import RunDir, RunMeta
 
+ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data" / "compare_real_latency.json"
 SHA = "a" * 64
+SHA_B = "b" * 64          # tonight's build: a new artifact
 ENV = {"hostname": "dev", "arch": "x86_64", "cpu_model": "AMD EPYC", "cores": 2,
        "governor": "performance", "os": "Linux-6.1-x86_64", "python": "3.11.2",
        "runtimes": {"ai_edge_litert": "2.3.0"}}
@@ -26,17 +29,20 @@ def real_samples_us(i: int = 0) -> list[float]:
 
 
 def fields(target: str = "host", model: str = "cnn", variant: str = "w8", sha: str = SHA,
+           runtime: str = "ai_edge_litert", runtime_version: str = "2.3.0",
            **extra: Any) -> dict[str, Any]:
     return dict(suite="smoke", target=target, device_kind="cpu", model=model, variant=variant,
-                artifact_sha256=sha, runtime="ai_edge_litert", runtime_version="2.3.0", **extra)
+                artifact_sha256=sha, runtime=runtime, runtime_version=runtime_version, **extra)
 
 
 def latency(samples_us: list[float], scale: float = 1.0, threads: int = 1,
+            delegated_nodes: int = 1, undelegated_ops: list[str] = (),
             **kw: Any) -> tuple[list[dict], list[dict]]:
     """Tidy latency rows + the sample series, made by harness.results.rows.latency_rows."""
     doc = {"environment": {"governor": "performance"},
            "latency": [{"threads": threads, "samples_us": [s * scale for s in samples_us],
-                        "delegate": "XNNPACK", "delegated_nodes": 1, "undelegated_ops": []}]}
+                        "delegate": "XNNPACK", "delegated_nodes": delegated_nodes,
+                        "undelegated_ops": list(undelegated_ops)}]}
     return latency_rows(doc, fields(**kw))
 
 
@@ -50,11 +56,23 @@ def accuracy_row(metric: str, value: float, **kw: Any) -> dict:
                     key="kettle", n=1000)
 
 
-def failure(kind: str = "runner_crash", **kw: Any) -> dict:
-    f = fields(**kw)
-    f.pop("runtime")
-    f.pop("runtime_version")
-    return failure_row(measurement="latency", error_kind=kind, message="boom", phase="run", **f)
+def failure(kind: str = "runner_crash", runtime: str = "auto", **kw: Any) -> dict:
+    """A failed job as the CPU device kind records it: the runner's error result made into a row
+    by harness.results.rows.error_row. A result without a `runtime` section (the runner died
+    before it resolved one) leaves the job's runtime, `auto` for a target with `runtime: auto`;
+    no runtime version, no thread count."""
+    f = {k: v for k, v in fields(**kw).items() if k not in ("runtime", "runtime_version")}
+    f["runtime"] = runtime                    # devices/cpu.py: fields.setdefault("runtime", ...)
+    result = {"status": "error", "error": {"kind": kind, "message": "boom"}}
+    return error_row(result, f)
+
+
+def suite_dict(**latency: Any) -> dict[str, Any]:
+    """suites/smoke.yaml as run.json keeps it (`Suite.model_dump(mode="json")`), with latency
+    settings changed by keyword."""
+    suite = load_suite(ROOT / "suites" / "smoke.yaml").model_dump(mode="json")
+    suite["measurements"]["latency"].update(latency)
+    return suite
 
 
 def frame(rows: list[dict]) -> pd.DataFrame:

@@ -88,12 +88,6 @@ def test_relative_shift_is_multiplicative():
     assert math.isnan(stats.relative_shift([0.0, 1.0], [1.0]))
 
 
-def test_block_medians_split_in_time_order():
-    assert stats.block_medians([1, 2, 3, 4, 5, 6], 3).tolist() == [1.5, 3.5, 5.5]
-    assert stats.block_medians([1, 9, 2], 5).tolist() == [1, 9, 2]   # at most one per sample
-    assert stats.block_medians([], 3).size == 0
-
-
 def test_thin_keeps_time_order_and_the_ends():
     assert stats.thin(list(range(10)), 4) == [0, 3, 6, 9]
     assert stats.thin([5, 1, 3], 200) == [5, 1, 3]
