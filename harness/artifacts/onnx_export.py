@@ -11,8 +11,10 @@ TensorRT 11 builds strongly typed networks only: the precision is the ONNX model
 `--int8` no longer exist. `typed_onnx` makes those models from the checked float export: fp16
 weights (`onnxruntime.transformers.float16`, float32 inputs and outputs kept) or explicit int8
 Q/DQ nodes (`onnxruntime.quantization.quantize_static`, symmetric int8 as TensorRT requires),
-calibrated on the artifact's evaluation windows (or seeded noise, which the metadata says); both
-are run with ONNX Runtime against the float model and the difference is recorded.
+calibrated on the first evaluation windows of the artifact (the artifact carries no training
+windows; ranges taken from scored data may flatter accuracy slightly) or on seeded noise, which
+the metadata says; both are run with ONNX Runtime against the float model and the difference is
+recorded.
 """
 
 from __future__ import annotations

@@ -236,8 +236,9 @@ def probe_findings(output: str) -> dict[str, Any]:
 
 def _summary(found: dict[str, Any], order: list[str]) -> str:
     package = found.get("package") or {}
-    library = (f"{package['name']} {package['version']}" if package
-               else found.get("library") or DELEGATE_LIBRARY)
+    if found.get("library") is None:
+        return f"{DELEGATE_LIBRARY} does not load"
+    library = f"{package['name']} {package['version']}" if package else found["library"]
     devices = found.get("devices")
     attached = ("no Edge TPU attached" if devices == [] else
                 f"{len(devices)} Edge TPU ({', '.join(d['type'] for d in devices)})"
@@ -313,7 +314,8 @@ class EdgeTpuKind(DeviceKind):
         found.update(delegate_library=found.get("library"), delegate_runtimes=order,
                      refusal=refusal, summary=_summary(found, order))
         hints = [f"known-bad pair, not used: {p['reason']}" for p in found["pairs"]
-                 if p["verdict"] == "bad" and p["runtime"] not in order]
+                 if p["verdict"] == "bad" and p["runtime"] in DELEGATE_RUNTIMES
+                 and p["runtime"] not in order]
         hints += [f"`runtime: {p['runtime']}` in inventory.yaml is a known-bad pair: "
                   f"{p['reason']}" for p in found["pairs"]
                   if p["verdict"] == "bad" and p["runtime"] in order]
