@@ -363,7 +363,8 @@ def test_build_failures_of_real_builds() -> None:
     gpp = ("sketch.ino:140:16: error: 'class tflite::MicroMutableOpResolver<9>' has no member "
            "named 'AddGelu'; did you mean 'AddElu'?")
     assert arduino_cli.build_failure(gpp)["missing_methods"] == ["AddGelu"]
-    utf8 = gpp.replace("'class", "‘class").replace("<9>'", "<9>’").replace("'AddGelu'", "‘AddGelu’")
+    utf8 = (gpp.replace("'class", "‘class").replace("<9>'", "<9>’")
+            .replace("'AddGelu'", "‘AddGelu’"))  # GCC's quotes in a UTF-8 locale
     assert arduino_cli.build_failure(utf8)["missing_methods"] == ["AddGelu"]
     assert tflm_array.op_for_method("AddGelu") == "GELU"
     assert tflm_array.op_for_method("AddMaxPool2D") == "MAX_POOL_2D"

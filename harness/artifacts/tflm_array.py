@@ -7,7 +7,8 @@ Files of a sketch folder `<dir>/harness_tflm/`:
     harness_tflm.ino   the sketch (op resolver, arena size, serial protocol)
     model_data.h       extern declarations: g_model, g_model_len, g_input, g_input_len
     model_data.cpp     alignas(16) const unsigned char g_model[] = {...}; the sample input window
-                       (.cpp: arduino-cli compiles .cc sketch files only from 0.35, arduino-cli#2273)
+                       (.cpp: arduino-cli compiles .cc sketch files only from 0.35,
+                       arduino-cli#2273)
     tflm_library.h     which TFLM library header the sketch includes (`library_header`): written
                        for the machine that compiles; this default lets `__has_include` choose
 

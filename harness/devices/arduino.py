@@ -20,8 +20,8 @@ execute(), stopping at the first step that fails, each stop a row that names the
    size report (method "arduino_cli": program and data bytes against the board's maxima, the
    tensor arena's share of the data maximum); a failed build is classified (an operator the
    installed library lacks, a linker region that overflows, a missing library or core);
-4. `arduino-cli upload -p … --fqbn …`, then `targets/serial_reader.py` on the `via` machine reads
-   the sketch's serial protocol. Latency samples are the board's `micros()` around `Invoke()`
+4. `arduino-cli upload -p … --fqbn …`, then `targets/serial_reader.py` on the `via` machine
+   reads the sketch's serial protocol. Latency samples are the board's `micros()` around `Invoke()`
    (method "serial"); a board simulator answers `clock simulated` and its rows are labelled
    `simulated` (runtime "tflm_simulated"), never mixed with device figures. The board's
    `arena_used_bytes` replaces the arena estimate.
@@ -485,7 +485,8 @@ class ArduinoKind(DeviceKind):
         target, via = ctx.target, ctx.target.via or "the controller"
         if not target.fqbn or not target.serial_port:
             raise UserError(f"{ctx.name}: set `fqbn:` and `serial_port:` in inventory.yaml",
-                            hint="e.g. fqbn: arduino:mbed_nano:nano33ble, serial_port: /dev/ttyACM0")
+                            hint="e.g. fqbn: arduino:mbed_nano:nano33ble, "
+                                 "serial_port: /dev/ttyACM0")
         cli = self.probed(ctx)["arduino_cli"]
         if cli is None:
             raise InfraError(f"{ctx.name}: {CLI} not found on {via}", kind="tool_missing",
@@ -518,8 +519,9 @@ class ArduinoKind(DeviceKind):
                              kind=document["error"]["kind"], phase="run")
         session = parse_serial_lines(document["lines"])
         extra = artifact.extra
-        if session["model_sha256"] and not extra["model_sha256"].startswith(session["model_sha256"]):
-            raise InfraError(f"{ctx.name}: the board runs model {session['model_sha256']}, not "
+        board_sha = session["model_sha256"]
+        if board_sha and not extra["model_sha256"].startswith(board_sha):
+            raise InfraError(f"{ctx.name}: the board runs model {board_sha}, not "
                              f"{extra['model_sha256'][:16]} (upload did not take?)",
                              kind="device_mismatch", phase="run")
         measured, series = session_rows(session, fields)
