@@ -256,10 +256,17 @@ def set_baseline(run_dir: Path | str | list, root: Path | str = defaults.BASELIN
                           protocol=measurement_protocol(meta.suite))
 
 
+PINNED_DEVICE_KINDS = ("cpu",)    # kinds that measure the built artifact itself
+
+
 def pinned_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """The rows whose artifact a baseline pins: ok latency rows with an artifact sha256 (what the
-    A/B re-measurement runs again)."""
+    """The rows whose artifact a baseline pins: ok latency rows with an artifact sha256 that
+    measured a built TFLite artifact (what the A/B re-measurement runs again). Kinds that measure
+    an artifact they derive on the way (Edge TPU compile, ONNX export, TFLM) are not pinned: the
+    run does not store those files."""
     status = frame["status"].fillna("ok")
+    kind = frame["device_kind"].fillna("cpu")
     rows = frame[(frame["measurement"] == "latency") & (status == "ok")
-                 & frame["artifact_sha256"].notna()]
+                 & frame["artifact_sha256"].notna() & kind.isin(PINNED_DEVICE_KINDS)
+                 & (frame["runtime"] != "onnxruntime")]
     return rows[["target", "model", "variant", "artifact_sha256"]].to_dict("records")
