@@ -35,12 +35,30 @@ def _counted_medians(table: pd.DataFrame) -> pd.DataFrame:
     return table[(table["metric"] == "median_ms") & table["counts"]]
 
 
+INVENTORY = """\
+targets:
+  host:
+    kind: cpu
+    workdir: {workdir}
+    runtime: {runtime}
+"""
+
+
+def _inventory(tmp: Path, runtime: str = "auto") -> Path:
+    """A host target with a work directory of its own: job ids are not unique across runs, so
+    two runs sharing ~/.cache/harness/targets/host at the same time read each other's results."""
+    path = tmp / f"inventory-{runtime}.yaml"
+    path.write_text(INVENTORY.format(workdir=tmp / "work", runtime=runtime))
+    return path
+
+
 @pytest.fixture(scope="module")
 def nightly(tmp_path_factory: pytest.TempPathFactory, harness_cache: Path) -> dict:
     """One run of suites/smoke.yaml (its real thresholds) and a baseline set from it."""
     tmp = tmp_path_factory.mktemp("nightly")
     env = {"HARNESS_CACHE": str(harness_cache), "HARNESS_ARTIFACT_STORE": ""}
-    args = ["--targets", "host", "--out", str(tmp / "out"), "--baselines", str(tmp / "baselines")]
+    args = ["--targets", "host", "--out", str(tmp / "out"), "--baselines", str(tmp / "baselines"),
+            "--inventory", str(_inventory(tmp))]
     first = run_cli("run", str(SMOKE), *args, env=env)
     assert first.returncode == 0, first.stderr[-2000:]
     run_dir = _latest(tmp / "out", "smoke")
@@ -128,15 +146,6 @@ variants: [convert_only, w8_a16]
 measurements:
   latency: {{threads: [1], warmup_runs: 2, warmup_seconds: 0, runs: 20, min_seconds: 0.05, rounds: 1}}
 """
-INVENTORY = """\
-targets:
-  host:
-    kind: cpu
-    workdir: {workdir}
-    runtime: {runtime}
-"""
-
-
 def _keras_models(folder: Path) -> None:
     """Two versions of one model: Dense layers, and the same with a LayerNormalization, which the
     16x8 converter refuses ("Quantization to 16x8-bit not yet supported for op: 'NEG'")."""
@@ -164,8 +173,7 @@ def lost(tmp_path_factory: pytest.TempPathFactory, harness_cache: Path) -> dict:
     for model in ("dense", "normed"):
         (tmp / f"{model}.yaml").write_text(GENERIC.format(model=f"{model}.keras"))
     for runtime in ("auto", "ai_edge_litert"):
-        (tmp / f"inventory-{runtime}.yaml").write_text(
-            INVENTORY.format(workdir=tmp / "work", runtime=runtime))
+        _inventory(tmp, runtime)
     env = {"HARNESS_CACHE": str(harness_cache), "HARNESS_ARTIFACT_STORE": ""}
     args = ["--targets", "host", "--out", str(tmp / "out"), "--baselines", str(tmp / "baselines")]
     first = run_cli("run", str(tmp / "dense.yaml"), *args, "--inventory",
