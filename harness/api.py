@@ -161,6 +161,7 @@ def run(suite_path: Path, targets: str | None, inventory_path: Path, out: Path,
             environment=dict(previous.environment) if previous else {}))
         artifacts, builder = build_artifacts(plan, cache, progress)
         log.info("artifacts: %d built, %d reused from cache", builder.built, builder.reused)
+        store_artifacts(artifacts.values(), rundir.path.parent.parent)
         if previous is None:
             rundir.append(dropped_rows(plan) + _quant_rows(plan, artifacts), [])
         measure = progress.add_task("measuring", total=len(plan.jobs)) if progress else None
@@ -177,6 +178,26 @@ def run(suite_path: Path, targets: str | None, inventory_path: Path, out: Path,
     failed = [o.name for o in outcomes if o.failed]
     return RunResult(rundir.path, frame, report, failed, builder.built, builder.reused,
                      time.perf_counter() - started)
+
+
+def store_artifacts(artifacts: Any, reports: Path) -> int:
+    """Put every built artifact into the artifact store of the reports directory (hard links into
+    the cache): the A/B re-measurement finds the files a baseline was measured with by sha256.
+    A store that cannot be written is logged, not fatal (the run's measurements come first)."""
+    from harness.results.artifact_store import ArtifactStore
+
+    store = ArtifactStore(defaults.artifact_store_dir(reports))
+    count = 0
+    for artifact in artifacts:
+        if not artifact.ok or not artifact.sha256 or not Path(artifact.path).is_file():
+            continue
+        try:
+            store.put(artifact.path, artifact.sha256)
+            count += 1
+        except (OSError, UserError) as exc:
+            log.warning("artifact store %s: %s %s not stored: %s", store.root, artifact.model,
+                        artifact.variant, exc)
+    return count
 
 
 def _quant_rows(plan: Plan, artifacts: dict[tuple[str, str], Artifact]) -> list[dict]:
