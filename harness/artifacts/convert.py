@@ -154,6 +154,8 @@ def run_step(task: str, saved_model: str, variant: str, representative: np.ndarr
     threshold); `denylist` -> .tflite bytes with the layers of `extra` (tensor names) in float."""
     from harness.artifacts import quant_debug
 
+    if task not in ("convert", "debug", "denylist"):
+        raise ValueError(f"unknown build step {task!r}")
     factory = converter_factory(Path(saved_model))
     configured = lambda: configure(factory(), variant, representative)  # noqa: E731
     if task == "convert":
@@ -161,11 +163,9 @@ def run_step(task: str, saved_model: str, variant: str, representative: np.ndarr
     if task == "debug":
         assert representative is not None
         return quant_debug.debug_full_int8(configured, representative, extra)
-    if task == "denylist":
-        assert representative is not None
-        return converting(lambda: quant_debug.convert_with_denylist(configured, representative,
-                                                                    extra))
-    raise ValueError(f"unknown build step {task!r}")
+    assert representative is not None  # denylist
+    return converting(lambda: quant_debug.convert_with_denylist(configured, representative,
+                                                                extra))
 
 
 def _work(task: str, saved_model: str, variant: str, representative: np.ndarray | None,
