@@ -152,7 +152,9 @@ def _build_only(kind: DeviceKind, ctx: TargetContext, job: Job, artifact: Artifa
         prepared = kind.prepare(ctx.target, artifact, ctx.cache)
         return kind.build_rows(prepared, dict(fields, model=job.model, variant=job.variant,
                                               artifact_sha256=artifact.sha256))
-    except HarnessError as exc:
+    except Exception as exc:  # noqa: BLE001 - a crashed device artifact step is its row
+        if not isinstance(exc, HarnessError):
+            log.exception("%s: %s %s: build step failed", ctx.name, job.model, job.variant)
         return [failure_row(measurement="build", error_kind=getattr(exc, "kind", "build_failed"),
                             message=str(exc), phase="build", model=job.model, variant=job.variant,
                             **fields)]

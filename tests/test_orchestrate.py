@@ -220,6 +220,16 @@ def test_a_crash_in_a_job_or_in_a_device_artifact_step_is_a_row_and_the_run_goes
     assert run_exit_code(result.frame.error_kind[result.frame.status == "failed"]) == 4
 
 
+def test_after_a_fatal_failure_a_crashing_device_artifact_step_is_still_a_row(
+        tmp_path: Path, fake_kind: FakeKind) -> None:
+    fleet = Fleet(scripts={"a": {"ok1": InfraError("a: gone", kind="unreachable")}})
+    result = run(tmp_path, ["ok1", "broken2"], ["a"], fleet)
+    broken = result.frame[result.frame.model == "broken2"]
+    assert list(zip(broken.measurement, broken.error_kind)) == [("build", "build_failed"),
+                                                                ("latency", "unreachable")]
+    assert "the compiler segfaulted" in broken.message.iloc[0]
+
+
 def test_an_unexpected_exception_outside_the_jobs_is_an_internal_error_naming_the_log(
         tmp_path: Path, fake_kind: FakeKind) -> None:
     fleet = Fleet(close_errors={"a": KeyError("transport state")})
