@@ -217,6 +217,8 @@ class Builder:
             else:
                 self.step(f"converting {spec.name} {variant}")
                 data = self._run("convert", saved, variant, representative)
+            if data is not None:
+                write_atomic(path, data)
         except ConversionError as exc:  # the converter refused the model: a result, cached
             log.warning("%s %s did not convert: %s", spec.name, variant, exc)
             write_json(failure, {"reason": str(exc), "kind": exc.kind})
@@ -227,8 +229,6 @@ class Builder:
             log.warning("%s %s: build failed: %s", spec.name, variant, exc)
             return Artifact(spec.name, variant, error=_why(exc),
                             error_kind=ErrorKind.BUILD_FAILED)
-        if data is not None:
-            write_atomic(path, data)
         if debug:
             self._debug(spec, variant, saved, representative, stats)
         return self._finish(spec, variant, path, failure, stats, cached=False)
@@ -242,12 +242,11 @@ class Builder:
         self.step(f"quantization debugger {spec.name} {variant}")
         try:
             frame = self._run("debug", saved, variant, representative, quant.threshold)
+            write_atomic(stats, frame.to_csv(index=False).encode())
         except HarnessError:
             raise
         except Exception as exc:  # noqa: BLE001 - the debugger is a tool: its crash is a row
             self._failed("quant_error", spec.name, variant, "quantization debugger", exc)
-            return
-        write_atomic(stats, frame.to_csv(index=False).encode())
 
     def _denylisted(self, spec: ModelSpec, model_key: str, variant: str, saved: Path,
                     representative: np.ndarray | None) -> bytes | Artifact:
