@@ -67,9 +67,12 @@ def test_a_killed_converter_fails_its_variant_and_a_rerun_rebuilds_it(
     after = by_job(run_dir)
     assert_kept(before, after, {"host/kettle_cnn.convert_only.auto"})
     rows = frame(run_dir)
-    assert (rows.status == "ok").all(), rows[rows.status != "ok"]
+    # all measured; the denylist variant is whatever the statistics say (this model has no
+    # suspected layer: skipped, not_applicable)
+    assert rows.status.isin(["ok", "skipped"]).all(), rows[rows.status == "failed"]
     latency = rows[rows.metric == "median_ms"]
-    assert set(latency.variant) == {"convert_only", "w8_a8", "w8_a8_denylist"}
+    assert {"convert_only", "w8_a8"} <= set(latency.variant)
+    assert set(rows[rows.variant == "w8_a8_denylist"].status) <= {"ok", "skipped"}
     assert (rows.measurement == "quant_error").any()                     # the debugger ran
 
 
