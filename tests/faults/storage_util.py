@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import stat
 import sys
 from pathlib import Path
@@ -118,7 +117,3 @@ def assert_kept(before: dict[str | None, list[dict]], after: dict[str | None, li
     for job in jobs:
         assert after.get(job) == before[job], job
 
-
-def pristine_env() -> dict[str, str]:
-    """This environment without the test-only fault hooks."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("HARNESS_TEST_")}

@@ -21,7 +21,8 @@ from storage_util import (assert_consistent, assert_kept, by_job, harness, host_
 
 pytestmark = pytest.mark.slow
 
-TFLITE_JOB, ORT_JOB = "host/kettle_cnn.convert_only.auto", "host/kettle_cnn.convert_only.onnxruntime"
+TFLITE_JOB = "host/kettle_cnn.convert_only.auto"
+ORT_JOB = "host/kettle_cnn.convert_only.onnxruntime"
 # one variant, one thread count, no per-op profile or quantization statistics: two short jobs
 PAIR = {"variants": ["convert_only"],
         "measurements": {"latency": {"threads": [1], "warmup_runs": 5, "warmup_seconds": 0.05,
