@@ -18,9 +18,9 @@ from harness import __version__, defaults
 from harness.artifacts import Artifact
 from harness.artifacts.build import Builder
 from harness.config import Inventory, load_inventory, load_suite
-from harness.errors import UserError
+from harness.errors import HarnessError, InternalError, UserError
 from harness.orchestrate import TargetOutcome, dropped_rows, run_plan
-from harness.plan import Plan, make_plan
+from harness.plan import Job, Plan, make_plan
 from harness.report import markdown
 from harness.report.model import Report, build_report
 from harness.results.rundir import LOG_FILE, RunDir, RunMeta
@@ -69,11 +69,14 @@ def build_artifacts(plan: Plan, cache: Path, progress: Any = None) -> tuple[dict
     if progress:
         builder.step = lambda message: progress.update(task, description=message)
     artifacts: dict[tuple[str, str], Artifact] = {}
-    for spec in plan.models:
-        for artifact in builder.build(spec):
-            artifacts[(artifact.model, artifact.variant)] = artifact
-        if progress:
-            progress.advance(task)
+    try:
+        for spec in plan.models:
+            for artifact in builder.build(spec):
+                artifacts[(artifact.model, artifact.variant)] = artifact
+            if progress:
+                progress.advance(task)
+    finally:
+        builder.close()
     if progress:
         progress.update(task, description=f"artifacts: {builder.built} built, "
                                           f"{builder.reused} reused from cache")
@@ -98,7 +101,8 @@ class RunRecorder:
     def record(self, outcome: TargetOutcome) -> None:
         """Store a (partial) target outcome."""
         with self._lock:
-            self.run.append(outcome.rows, outcome.series)
+            self.run.append(outcome.rows, outcome.series,
+                            job=job_key(outcome.job) if outcome.job else None)
             self._set_environment(outcome)
 
     def environment(self, outcome: TargetOutcome) -> None:
@@ -123,8 +127,13 @@ class RunRecorder:
 
 
 def run(suite_path: Path, targets: str | None, inventory_path: Path, out: Path,
-        progress: Any = None, resume: Path | None = None, cache: Path | None = None) -> RunResult:
-    """Run a suite on targets; every result is stored as soon as it is measured."""
+        progress: Any = None, resume: Path | None = None, cache: Path | None = None,
+        connect: Any = None) -> RunResult:
+    """Run a suite on targets; every result is stored as soon as it is measured.
+
+    `connect(name, target) -> Transport` replaces the transports (tests). An unexpected exception
+    is logged with its traceback in the run's harness.log and raised as InternalError naming it.
+    """
     started = time.perf_counter()
     previous: RunMeta | None = None
     if resume:
@@ -149,7 +158,7 @@ def run(suite_path: Path, targets: str | None, inventory_path: Path, out: Path,
         rundir = RunDir.create(out, suite.name)
     else:
         plan.jobs = _missing_jobs(plan, rundir)
-    with _log_to(rundir.file(LOG_FILE)):
+    with _log_to(rundir.file(LOG_FILE)), _internal_errors(rundir.file(LOG_FILE)):
         log.info("run %s: suite %s on %s (%d jobs)", rundir.run_id, suite.name, selected,
                  len(plan.jobs))
         recorder = RunRecorder(rundir, RunMeta(
@@ -162,8 +171,10 @@ def run(suite_path: Path, targets: str | None, inventory_path: Path, out: Path,
         artifacts, builder = build_artifacts(plan, cache, progress)
         log.info("artifacts: %d built, %d reused from cache", builder.built, builder.reused)
         store_artifacts(artifacts.values(), rundir.path.parent.parent)
-        if previous is None:
-            rundir.append(dropped_rows(plan) + _quant_rows(plan, artifacts), [])
+        # what the plan left out and what the build made or failed to make (a resumed run
+        # dropped these rows: they are written again from this build)
+        rundir.append(dropped_rows(plan) + _quant_rows(plan, artifacts) + builder.failure_rows,
+                      [])
         measure = progress.add_task("measuring", total=len(plan.jobs)) if progress else None
 
         def advance(target: str) -> None:
@@ -171,7 +182,7 @@ def run(suite_path: Path, targets: str | None, inventory_path: Path, out: Path,
                 progress.advance(measure)
 
         outcomes = run_plan(plan, inventory, artifacts, rundir.targets_dir, cache, recorder.record,
-                            advance, inventory_path=inventory_path)
+                            advance, connect=connect, inventory_path=inventory_path)
         for outcome in outcomes:
             recorder.environment(outcome)
         frame, report = recorder.finish(time.perf_counter() - started)
@@ -211,19 +222,33 @@ def _quant_rows(plan: Plan, artifacts: dict[tuple[str, str], Artifact]) -> list[
             for row in quant_error_rows(artifact, plan.suite.name, spec.threshold)]
 
 
-def _missing_jobs(plan: Plan, rundir: RunDir) -> list:
-    """Jobs of the plan without a successful result in the run; their failure rows are dropped."""
-    ok = [r for r in rundir.rows() if r.get("status") == "ok" and r.get("measurement") == "latency"]
+def job_key(job: Job) -> str:
+    """The key of a job in the run directory: target, model, variant and runtime."""
+    return f"{job.target}/{job.job_id}"
 
-    def done(job: Any) -> bool:  # rows carry the runtime actually used; "auto" matches any
-        return any((r["target"], r["model"], r["variant"]) == (job.target, job.model, job.variant)
-                   and job.runtime in ("auto", r.get("runtime")) for r in ok)
 
-    missing = [job for job in plan.jobs if not done(job)]
-    redo = {(job.target, job.model, job.variant) for job in missing}
-    rundir.drop_rows(lambda r: (r.get("target"), r.get("model"), r.get("variant")) not in redo
-                    or r.get("status") == "skipped")
+def _missing_jobs(plan: Plan, rundir: RunDir) -> list[Job]:
+    """Jobs of the plan that are not done in the run: done means every row the job wrote is
+    there and none of them failed. The rows of the others, and the build's rows (written again
+    from this build), are dropped."""
+    done = {job for job, rows in rundir.complete_jobs().items()
+            if all(row.get("status") != "failed" for row in rows)}
+    missing = [job for job in plan.jobs if job_key(job) not in done]
+    rundir.drop_jobs({job_key(job) for job in missing}, build_rows=True)
     return missing
+
+
+@contextmanager
+def _internal_errors(log_file: Path) -> Iterator[None]:
+    """An exception nobody expected: its traceback into the run log, an InternalError naming it."""
+    try:
+        yield
+    except HarnessError:
+        raise
+    except Exception as exc:
+        log.exception("internal error")
+        raise InternalError(f"internal error: {type(exc).__name__}: {exc}",
+                            log=str(log_file)) from exc
 
 
 def import_run(tool: str, files: list[Path], target: str, model: str, variant: str, out: Path,

@@ -1,6 +1,8 @@
 """Command line: parse arguments, call the API, map errors to exit codes.
 
-Exit codes: 0 ok, 1 regression, 2 user error, 3 a target or tool failed.
+Exit codes (`harness.errors.ExitCode`): 0 ok, 1 regression, 2 user error, 3 a target or tool
+failed, 4 internal error (a bug: the message names the log with the traceback). A run's code comes
+from the kinds of its failed rows (`harness.errors.run_exit_code`).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
     TimeElapsedColumn
 
 from harness import __version__, defaults
-from harness.errors import HarnessError, UserError
+from harness.errors import ExitCode, HarnessError, UserError, run_exit_code
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Benchmark ML models across a fleet of edge devices.")
@@ -142,10 +144,15 @@ def run(suite: Optional[Path] = typer.Argument(None, help="suite YAML (omit with
         console.print(f"baseline written: {after.baseline_written}")
     if result.failed_targets:
         err_console.print(f"[red]target(s) failed: {', '.join(result.failed_targets)}[/red]")
+    frame = result.frame
+    code = run_exit_code(frame.loc[frame["status"] == "failed", "error_kind"])
+    if code == ExitCode.INTERNAL:
+        err_console.print(f"[red]internal error in a job: traceback in "
+                          f"{result.run_dir / 'harness.log'}[/red]")
     if fail_on_regression and after.regressed:
-        raise typer.Exit(1)
-    if result.failed_targets:
-        raise typer.Exit(3)
+        raise typer.Exit(ExitCode.REGRESSION)
+    if code:
+        raise typer.Exit(code)
 
 
 @app.command()
@@ -359,7 +366,23 @@ def entry() -> None:
     except typer.exceptions.TyperException as exc:  # usage errors (bad option, missing argument)
         exc.show()
         sys.exit(exc.exit_code)
+    except Exception as exc:  # a bug: never exit 1, the code of a regression
+        log = _crash_log()
+        err_console.print(f"[red]internal error:[/red] {type(exc).__name__}: {exc} (traceback in "
+                          f"{log})", soft_wrap=True, highlight=False)
+        sys.exit(ExitCode.INTERNAL)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _crash_log() -> str:
+    """Write the current exception's traceback to a new file; its path."""
+    import tempfile
+    import traceback
+
+    fd, path = tempfile.mkstemp(prefix="harness-crash-", suffix=".log")
+    with open(fd, "w") as handle:
+        handle.write(traceback.format_exc())
+    return path
 
 
 if __name__ == "__main__":

@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,8 @@ from typing import Any
 import numpy as np
 
 from harness.artifacts import Artifact
-from harness.artifacts.cache import code_version, key_of, package_version, sha256_file, write_json
+from harness.artifacts.cache import (code_version, key_of, package_version, sha256_file,
+                                     write_atomic, write_json)
 from harness.errors import InfraError, UserError
 
 log = logging.getLogger("harness.artifacts.onnx")
@@ -198,10 +198,7 @@ def export_onnx(source: Path, cache: Path, eval_inputs: Path | None = None,
         raise OnnxCheckError(f"{source}: the ONNX export differs from Keras by up to {diff:.3g} "
                              f"(outputs up to {scale:.3g}; allowed {ATOL + RTOL * scale:.3g})",
                              hint="an operator was converted wrongly; try another opset")
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".{os.getpid()}.part")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    write_atomic(path, data)  # a unique temp name: targets exporting at once never collide
     import onnxruntime
 
     export = OnnxExport(path, sha256_file(path), path.stat().st_size, opset, INPUT_NAME,
