@@ -226,12 +226,39 @@ def cost(model: Path, n: int, folder: Path) -> dict[str, Any]:
         "numpy_and_runtime_import_s": timed(
             [python, "-c", "import numpy; from ai_edge_litert import interpreter"], n),
         "runner_process_s": timed([python, runner, "jobs/cost.json"], n, cwd=work),
-        "protocol_minimum_s": PROTOCOL["warmup_seconds"] + PROTOCOL["min_seconds"],
+        "protocol_minimum_s": round(PROTOCOL["warmup_seconds"] + PROTOCOL["min_seconds"], 3),
         "processes": n,
     }
     out["fixed_cost_per_process_s"] = round(out["runner_process_s"] -
                                             out["protocol_minimum_s"], 3)
+    out["driver_process_s"] = driver_process(model, n, folder)
+    out["driver_overhead_per_process_s"] = round(out["driver_process_s"] -
+                                                 out["runner_process_s"], 3)
     return out
+
+
+def driver_process(model: Path, n: int, folder: Path) -> float:
+    """Median wall seconds of one A/B process as the driver runs it: job document put on the
+    target, the runner through the transport, the result fetched and checked
+    (`runner_exec.run_document` on a local `host` target)."""
+    from harness.artifacts.cache import sha256_file
+    from harness.config.inventory import Target
+    from harness.devices import runner_exec
+    from harness.devices.base import TargetContext
+    from harness.remeasure import job_document
+    from harness.transport import LocalTransport
+
+    ctx = TargetContext("host", Target(kind="cpu"), LocalTransport("host", folder / "device"),
+                        None, folder / "local", folder / "cache")  # type: ignore[arg-type]
+    ctx.ensure_runner()
+    remote = ctx.push(model, sha256_file(model), "tflite")
+    times = []
+    for i in range(n):
+        document = job_document(f"cost-{i}", f"cost/{i}", remote, "auto", 1)
+        started = time.perf_counter()
+        runner_exec.run_document(ctx, document)
+        times.append(time.perf_counter() - started)
+    return round(statistics.median(times), 3)
 
 
 # --------------------------------------------------------------------------- main
