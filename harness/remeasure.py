@@ -140,7 +140,8 @@ def remeasure(series: list[ABSeries], *, inventory_path: Path,
     `threshold`: the relative slowdown to catch (or a function of the series); `alpha`: the
     false-REGRESSED rate across every look and series; `looks`: the pair counts at which a
     decision is attempted (default `sequential_ab.DEFAULT_LOOKS`); `budget_seconds`: a cap on
-    the whole call; `progress`: receives one line per look and per outcome; `stretch`
+    the whole call; `progress`: receives one line per look and per outcome (from one thread per
+    target); `stretch`
     (test-only) slows the candidate side down by that factor.
 
     UserError for a missing artifact, an unknown target or a repeated series; a target that
