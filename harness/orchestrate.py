@@ -46,6 +46,7 @@ def run_plan(plan: Plan, inventory: Inventory, artifacts: dict[tuple[str, str], 
 
     connect = connect or (lambda name, target: default_connect(name, target, inventory_path))
     lock = threading.Lock()
+    controller_work(plan, inventory, artifacts, cache)
 
     def locked_sink(outcome: TargetOutcome) -> None:
         with lock:
@@ -62,6 +63,29 @@ def run_plan(plan: Plan, inventory: Inventory, artifacts: dict[tuple[str, str], 
 
     with ThreadPoolExecutor(max_workers=max(1, len(plan.targets))) as pool:
         return list(pool.map(one, plan.targets))
+
+
+def controller_work(plan: Plan, inventory: Inventory, artifacts: dict[tuple[str, str], Artifact],
+                    cache: Path) -> None:
+    """The controller's own heavy work for every job, done before any target measures (so it
+    never competes with a measurement on the host): each kind's `prepare` (device compilers,
+    ONNX export, TFLM sketch) and the runner jobs' TFLM arena and ONNX check
+    (`runner_exec.controller_work`), all cached on disk, so the jobs only read them. A failure is
+    left for the job to report when it runs."""
+    from harness.devices import runner_exec
+
+    for job in plan.jobs:
+        artifact = artifacts.get((job.model, job.variant))
+        target = inventory.targets.get(job.target)
+        if artifact is None or not artifact.ok or target is None:
+            continue
+        try:
+            prepared = KINDS[target.kind].prepare(target, artifact, cache)
+            if "deferred_error" not in prepared.extra:
+                runner_exec.controller_work(plan.suite, job, prepared, cache)
+        except Exception as exc:  # noqa: BLE001 - the job meets it again and reports it
+            log.info("%s: %s %s: ahead of measuring: %s", job.target, job.model, job.variant,
+                     exc)
 
 
 def run_target(name: str, target: Target, plan: Plan, artifacts: dict[tuple[str, str], Artifact],

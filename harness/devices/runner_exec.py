@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from harness.artifacts import Artifact
 from harness.artifacts.onnx_export import export_for, onnx_artifact
+from harness.artifacts.tflm_arena import tflm_can_run
+from harness.config import Suite
 from harness.devices.base import Rows, TargetContext
 from harness.devices.tools import find_benchmark_model
 from harness.errors import InfraError
@@ -154,7 +156,8 @@ def _run(ctx: TargetContext, job: "Job", artifact: Artifact,
                                        size_bytes=memory.get("model_bytes") if memory else None)
         if ctx.suite.measurements.memory and artifact.path is not None:
             rows += profile_rows.tflm_rows(artifact.path, artifact.variant, fields,
-                                           ctx.target.ram_kb, ctx.target.flash_kb)
+                                           ctx.target.ram_kb, ctx.target.flash_kb,
+                                           cache=ctx.cache)
     if outputs is not None and artifact.eval is not None:
         rows += _accuracy_rows(outputs, artifact, fields)
     if tflite and result.get("profile"):
@@ -189,3 +192,53 @@ def execute(ctx: TargetContext, job: "Job", artifact: Artifact,
     """`run_job` as a kind's (rows, series)."""
     outcome = run_job(ctx, job, artifact, extra)
     return outcome.rows, outcome.series
+
+
+def controller_work(suite: Suite, job: "Job", artifact: Artifact, cache: Path) -> None:
+    """Do ahead what `run_job` would compute on the controller for this (prepared) artifact, so
+    that nothing heavy runs on the controller while a target measures: the checked ONNX export of
+    an onnxruntime job, the TFLM arena of a TFLite job that measures memory. Both are cached on
+    disk, so `run_job` then only reads them. Errors are left for `run_job` to report."""
+    if job.backend == ONNXRUNTIME:
+        if artifact.source is not None:
+            export_for(artifact, cache)
+        return
+    if suite.measurements.memory and artifact.path is not None \
+            and artifact.path.suffix == ".tflite" and tflm_can_run(artifact.variant):
+        profile_rows.tflm_arena_cached(artifact.path, cache)
+
+
+def run_document(ctx: TargetContext, document: dict[str, Any],
+                 timeout: float | None = None) -> dict[str, Any]:
+    """One fresh runner process on a job document the caller wrote (a unique `job_id` and an
+    `attempt` token, the model already pushed): put the document, run, fetch the result.
+
+    Only the result of this very job is accepted: its `job_id` and `attempt` must echo the
+    document's, so a stale result left by an earlier process can never be read. InfraError
+    (runner_crash) when no such result came; an error document is returned as it is.
+    """
+    job_id = document["job_id"]
+    local_job = ctx.local_dir / "jobs" / f"{job_id}.json"
+    local_job.parent.mkdir(parents=True, exist_ok=True)
+    local_job.write_text(json.dumps(document))
+    local_result = ctx.local_dir / "results" / f"{job_id}.json"
+    local_result.unlink(missing_ok=True)
+    ctx.transport.put(local_job, f"jobs/{job_id}.json")
+    outcome = ctx.transport.run([ctx.target.python_exe, f"{ctx.runner_dir}/runner.py",
+                                 f"jobs/{job_id}.json"],
+                                timeout=timeout or ctx.target.command_timeout)
+    detail = (outcome.stderr.strip().splitlines() or ["no output"])[-1]
+    try:
+        ctx.transport.get(document["result"], local_result)
+        result = json.loads(local_result.read_text())
+    except (OSError, ValueError, InfraError) as exc:
+        raise InfraError(f"{ctx.name}: runner produced no result for {job_id} (exit "
+                         f"{outcome.exit_code}): {detail}", kind="runner_crash",
+                         phase="run") from exc
+    if not isinstance(result, dict) or (result.get("job_id"), result.get("attempt")) != \
+            (job_id, document.get("attempt")):
+        got = (result.get("job_id"), result.get("attempt")) if isinstance(result, dict) else None
+        raise InfraError(f"{ctx.name}: the result for {job_id} answers another job or attempt "
+                         f"({got}; exit {outcome.exit_code}: {detail})", kind="runner_crash",
+                         phase="run")
+    return result
