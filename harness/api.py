@@ -7,23 +7,23 @@ import logging
 import platform
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
 import pandas as pd
 
-from harness import __version__, defaults
+from harness import __version__, defaults, logs
 from harness.artifacts import Artifact
-from harness.artifacts.build import Builder
+from harness.artifacts.build import Builder, variants_for
 from harness.config import Inventory, load_inventory, load_suite
 from harness.errors import UserError
 from harness.orchestrate import TargetOutcome, dropped_rows, run_plan
 from harness.plan import Plan, make_plan
 from harness.report import markdown
 from harness.report.model import Report, build_report
-from harness.results.rundir import LOG_FILE, RunDir, RunMeta
+from harness.results.rundir import COMPARE_CSV, LOG_FILE, RunDir, RunMeta
 
 log = logging.getLogger("harness")
 SECRET_FIELDS = {"identity_file", "password", "passphrase"}
@@ -49,34 +49,38 @@ def public_entry(inventory: Inventory, name: str) -> dict[str, Any]:
 
 
 @contextmanager
-def _log_to(path: Path) -> Iterator[None]:
+def _log_to(path: Path, capture_output: bool = False) -> Iterator[None]:
+    """Log every record (harness's, the libraries', Python warnings) to `path`; with
+    `capture_output` also what is written to descriptors 1 and 2 (`harness.logs.output_to`)."""
     handler = logging.FileHandler(path)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger("harness")
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
+    own = logging.getLogger("harness")
+    if not own.isEnabledFor(logging.INFO):
+        own.setLevel(logging.INFO)
+    logging.getLogger().addHandler(handler)
     try:
-        yield
+        with logs.output_to(path) if capture_output else nullcontext():
+            yield
     finally:
-        root.removeHandler(handler)
+        logging.getLogger().removeHandler(handler)
         handler.close()
 
 
 def build_artifacts(plan: Plan, cache: Path, progress: Any = None) -> tuple[dict, Builder]:
-    """Build (or reuse) every artifact the plan needs."""
+    """Build (or reuse) every artifact the plan needs; the progress task counts artifacts."""
     builder = Builder(plan.suite, plan.suite_path, cache)
-    task = progress.add_task("building artifacts", total=len(plan.models)) if progress else None
+    total = sum(len(variants_for(spec, plan.suite)) for spec in plan.models)
+    task = progress.add_task("building artifacts", total=total, unit="artifacts") \
+        if progress else None
     if progress:
         builder.step = lambda message: progress.update(task, description=message)
     artifacts: dict[tuple[str, str], Artifact] = {}
     for spec in plan.models:
-        for artifact in builder.build(spec):
+        built = builder.build(spec)
+        for artifact in built:
             artifacts[(artifact.model, artifact.variant)] = artifact
         if progress:
-            progress.advance(task)
-    if progress:
-        progress.update(task, description=f"artifacts: {builder.built} built, "
-                                          f"{builder.reused} reused from cache")
+            progress.update(task, advance=len(built), description="building artifacts")
     return artifacts, builder
 
 
@@ -123,8 +127,15 @@ class RunRecorder:
 
 
 def run(suite_path: Path, targets: str | None, inventory_path: Path, out: Path,
-        progress: Any = None, resume: Path | None = None, cache: Path | None = None) -> RunResult:
-    """Run a suite on targets; every result is stored as soon as it is measured."""
+        progress: Any = None, resume: Path | None = None, cache: Path | None = None,
+        capture_output: bool = False) -> RunResult:
+    """Run a suite on targets; every result is stored as soon as it is measured.
+
+    `progress`: a `rich.progress.Progress` (or `harness.progress.PlainProgress`): one task counting
+    artifacts while they are built, then one per target counting its jobs. `capture_output`:
+    send what libraries print to descriptors 1 and 2 (TensorFlow, the converter, the runtime)
+    into the run's harness.log (`harness.logs`; the caller keeps its own terminal streams).
+    """
     started = time.perf_counter()
     previous: RunMeta | None = None
     if resume:
@@ -149,7 +160,7 @@ def run(suite_path: Path, targets: str | None, inventory_path: Path, out: Path,
         rundir = RunDir.create(out, suite.name)
     else:
         plan.jobs = _missing_jobs(plan, rundir)
-    with _log_to(rundir.file(LOG_FILE)):
+    with _log_to(rundir.file(LOG_FILE), capture_output):
         log.info("run %s: suite %s on %s (%d jobs)", rundir.run_id, suite.name, selected,
                  len(plan.jobs))
         recorder = RunRecorder(rundir, RunMeta(
@@ -163,11 +174,13 @@ def run(suite_path: Path, targets: str | None, inventory_path: Path, out: Path,
         log.info("artifacts: %d built, %d reused from cache", builder.built, builder.reused)
         if previous is None:
             rundir.append(dropped_rows(plan) + _quant_rows(plan, artifacts), [])
-        measure = progress.add_task("measuring", total=len(plan.jobs)) if progress else None
+        measuring = {name: progress.add_task(f"measuring {name}", total=len(plan.jobs_for(name)),
+                                             unit="jobs")
+                     for name in plan.targets} if progress else {}
 
         def advance(target: str) -> None:
-            if progress:
-                progress.advance(measure)
+            if target in measuring:
+                progress.advance(measuring[target])
 
         outcomes = run_plan(plan, inventory, artifacts, rundir.targets_dir, cache, recorder.record,
                             advance, inventory_path=inventory_path)
@@ -235,3 +248,61 @@ def render_run(run_dir: Path) -> Report:
     if not run.has_meta():
         raise UserError(f"{run_dir} is not a run directory (no run.json)")
     return build_report(run.frame(), run.meta().to_json())
+
+
+TREND_RUNS = 20  # runs shown in a run report's Trends section
+TREND_METRIC = "median_ms"
+
+
+def html_report(run_dir: Path, history_path: Path | None = None) -> str:
+    """A stored run as one self-contained HTML page (`harness.report.html.render_html`).
+
+    Plots and tables of the run; the comparison (forest plot) when the run directory holds
+    compare.csv (`plot_data.comparison_from_csv` maps its columns); a Trends section with change
+    points when the history at `history_path` holds earlier runs of the suite.
+    """
+    import pandas as pd
+
+    from harness.report.html import render_html
+    from harness.report.plot_data import comparison_from_csv
+
+    run = RunDir.open(run_dir)
+    meta, frame = run.meta(), run.frame()
+    compare_csv = run.file(COMPARE_CSV)
+    comparison = comparison_from_csv(pd.read_csv(compare_csv)) if compare_csv.is_file() else None
+    return render_html(frame, meta.to_json(), comparison=comparison,
+                       history=_trends(run, meta, frame, history_path))
+
+
+def write_html_report(run_dir: Path, history_path: Path | None = None) -> Path:
+    """Write report.html into the run directory (see `html_report`); its path."""
+    return RunDir.open(run_dir).write_report_html(html_report(run_dir, history_path))
+
+
+def _trends(run: RunDir, meta: RunMeta, frame: pd.DataFrame,
+            history_path: Path | None) -> Any:
+    """The Trends section's data (`HistoryData`): this run's targets, TREND_METRIC, the last
+    TREND_RUNS runs of the suite up to this one; None without earlier runs."""
+    from harness.report.html import HistoryData
+    from harness.report.plot_data import series_from_trend
+    from harness.report.trend import find_change_points
+    from harness.results.history import History
+    from harness.results.rundir import suite_name
+
+    suite = suite_name(meta, frame, required=False)
+    if history_path is None or not history_path.is_file() or not suite:
+        return None
+    db = History(history_path)
+    runs = list(db.runs(suite)["run_id"])  # oldest first
+    upto = runs[:runs.index(meta.run_id) + 1] if meta.run_id in runs else runs
+    window = upto[-TREND_RUNS:]
+    if len(window) < 2:
+        return None
+    trend = db.trend(suite=suite, metric=TREND_METRIC, last=len(runs) - runs.index(window[0]))
+    targets = set(frame["target"].dropna())
+    trend = trend[trend["run_id"].isin(window) & trend["target"].isin(targets)]
+    series = series_from_trend(trend)
+    if series.empty:
+        return None
+    changes = find_change_points(series)
+    return HistoryData(series, [(c.key, c.run_id) for c in changes])

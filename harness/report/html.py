@@ -201,8 +201,8 @@ def _latency_section(frame: pd.DataFrame, data: dict[str, Any]) -> tuple[str, st
     body = "".join(_figure(f) for f in figures if f) or _empty("No latency medians in this run.")
     return ("latency", "Latency vs threads", _section(
         "latency", "Latency vs threads",
-        "Per target and model: each quantization mode's median latency per thread count with the "
-        "stored min and p90 (results.csv has no p10, so the bar starts at the minimum).", body))
+        "Per target and model: each quantization mode's median latency per thread count, the bar "
+        "from p10 to p90 of the raw samples (as stored in results.csv).", body))
 
 
 def _pareto_section(frame: pd.DataFrame, data: dict[str, Any]) -> tuple[str, str, str]:
