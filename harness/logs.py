@@ -9,7 +9,9 @@ Libraries write in three ways, each handled here:
   delegate`, absl/oneDNN banners) and child processes write straight to file descriptors 1 and 2:
   `output_to(path)` points those descriptors at harness.log while a run lasts;
 - the Rich consoles of the CLI would follow descriptors 1 and 2 there too: `keep_terminal`
-  gives them private copies of the terminal's descriptors first.
+  gives them private copies of the terminal's descriptors first (and points Python's
+  faulthandler there, so a crash inside a library still shows on the terminal).
+Outside a run (no harness.log), library warnings are not shown unless `--verbose`.
 
     setup(err_console, verbose)                   # once, when the CLI starts
     with keep_terminal(console, err_console) as quiet:
@@ -18,6 +20,7 @@ Libraries write in three ways, each handled here:
 
 from __future__ import annotations
 
+import faulthandler
 import io
 import logging
 import os
@@ -99,9 +102,14 @@ def keep_terminal(*consoles: Console) -> Iterator[bool]:
                for fd, stream in ((1, sys.stdout), (2, sys.stderr))}
     for console in consoles:
         console.file = streams[2 if console.stderr else 1]
+    was_enabled = faulthandler.is_enabled()
+    faulthandler.enable(file=streams[2])  # a crash in a library still shows on the terminal
     try:
         yield True
     finally:
+        faulthandler.disable()
+        if was_enabled:
+            faulthandler.enable()
         for console in consoles:
             console.file = None  # back to following sys.stdout / sys.stderr
         for stream in streams.values():

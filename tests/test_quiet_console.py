@@ -17,7 +17,7 @@ from rich.console import Console
 
 from harness import logs
 from harness.progress import PlainProgress, eta_text, remaining_seconds
-from testutil import run_cli
+from testutil import ROOT, run_cli
 
 MAX_LINES = 25
 # lines TensorFlow, its converter, the TFLite interpreter or Python warnings print during a build
@@ -123,6 +123,32 @@ def test_output_to_collects_descriptor_writes_and_child_processes(tmp_path: Path
     text = log.read_text()
     assert text.startswith("earlier line\n")
     assert {"in-process stderr", "c++ stderr", "c++ stdout"} <= set(text.splitlines())
+
+
+KEEP_TERMINAL_SCRIPT = """
+import os, sys
+from pathlib import Path
+from rich.console import Console
+from harness import logs
+console, err = Console(), Console(stderr=True)
+with logs.keep_terminal(console, err) as kept:
+    assert kept
+    with logs.output_to(Path(sys.argv[1])):
+        os.write(2, b"library stderr\\n")
+        os.write(1, b"library stdout\\n")
+        console.print("table line")
+        err.print("progress line")
+print("after the run")
+"""
+
+
+def test_consoles_keep_the_terminal_while_descriptors_go_to_the_log(tmp_path: Path) -> None:
+    log = tmp_path / "harness.log"
+    proc = subprocess.run([sys.executable, "-c", KEEP_TERMINAL_SCRIPT, str(log)],
+                          capture_output=True, text=True, cwd=ROOT, check=True)
+    assert proc.stdout.splitlines() == ["table line", "after the run"]
+    assert proc.stderr.splitlines() == ["progress line"]
+    assert log.read_text().splitlines() == ["library stderr", "library stdout"]
 
 
 def test_keep_terminal_leaves_a_replaced_stdout_alone(monkeypatch) -> None:
