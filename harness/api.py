@@ -10,7 +10,7 @@ import time
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import pandas as pd
 
@@ -24,6 +24,9 @@ from harness.plan import Plan, make_plan
 from harness.report import markdown
 from harness.report.model import Report, build_report
 from harness.results.rundir import COMPARE_CSV, LOG_FILE, RunDir, RunMeta
+
+if TYPE_CHECKING:
+    from harness.report.html import HistoryData
 
 log = logging.getLogger("harness")
 SECRET_FIELDS = {"identity_file", "password", "passphrase"}
@@ -261,8 +264,6 @@ def html_report(run_dir: Path, history_path: Path | None = None) -> str:
     compare.csv (`plot_data.comparison_from_csv` maps its columns); a Trends section with change
     points when the history at `history_path` holds earlier runs of the suite.
     """
-    import pandas as pd
-
     from harness.report.html import render_html
     from harness.report.plot_data import comparison_from_csv
 
@@ -280,7 +281,7 @@ def write_html_report(run_dir: Path, history_path: Path | None = None) -> Path:
 
 
 def _trends(run: RunDir, meta: RunMeta, frame: pd.DataFrame,
-            history_path: Path | None) -> Any:
+            history_path: Path | None) -> HistoryData | None:
     """The Trends section's data (`HistoryData`): this run's targets, TREND_METRIC, the last
     TREND_RUNS runs of the suite up to this one; None without earlier runs."""
     from harness.report.html import HistoryData
