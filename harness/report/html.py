@@ -259,7 +259,9 @@ def _comparison_section(comparison: pd.DataFrame,
                   r'<td class="decision-\1">\1</td>', body)
     return ("comparison", "Comparison", _section(
         "comparison", "Comparison with the baseline",
-        "Ratio of this run to the baseline per row, with its interval and the row's threshold.",
+        "Ratio of this run to the baseline per row, with its interval and the row's threshold: "
+        "rows re-measured A/B, and rows that count towards the verdict and changed (compare.md "
+        "lists every row).",
         body))
 
 
