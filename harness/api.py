@@ -7,23 +7,26 @@ import logging
 import platform
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import pandas as pd
 
-from harness import __version__, defaults
+from harness import __version__, defaults, logs
 from harness.artifacts import Artifact
-from harness.artifacts.build import Builder
+from harness.artifacts.build import Builder, variants_for
 from harness.config import Inventory, load_inventory, load_suite
 from harness.errors import HarnessError, InternalError, UserError
 from harness.orchestrate import TargetOutcome, dropped_rows, run_plan
 from harness.plan import Job, Plan, make_plan
 from harness.report import markdown
 from harness.report.model import Report, build_report
-from harness.results.rundir import LOG_FILE, RunDir, RunMeta
+from harness.results.rundir import COMPARE_CSV, LOG_FILE, RunDir, RunMeta
+
+if TYPE_CHECKING:
+    from harness.report.html import HistoryData
 
 log = logging.getLogger("harness")
 SECRET_FIELDS = {"identity_file", "password", "passphrase"}
@@ -49,37 +52,41 @@ def public_entry(inventory: Inventory, name: str) -> dict[str, Any]:
 
 
 @contextmanager
-def _log_to(path: Path) -> Iterator[None]:
+def _log_to(path: Path, capture_output: bool = False) -> Iterator[None]:
+    """Log every record (harness's, the libraries', Python warnings) to `path`; with
+    `capture_output` also what is written to descriptors 1 and 2 (`harness.logs.output_to`)."""
     handler = logging.FileHandler(path)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger("harness")
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
+    own = logging.getLogger("harness")
+    if not own.isEnabledFor(logging.INFO):
+        own.setLevel(logging.INFO)
+    logging.getLogger().addHandler(handler)
     try:
-        yield
+        with logs.output_to(path) if capture_output else nullcontext():
+            yield
     finally:
-        root.removeHandler(handler)
+        logging.getLogger().removeHandler(handler)
         handler.close()
 
 
 def build_artifacts(plan: Plan, cache: Path, progress: Any = None) -> tuple[dict, Builder]:
-    """Build (or reuse) every artifact the plan needs."""
+    """Build (or reuse) every artifact the plan needs; the progress task counts artifacts."""
     builder = Builder(plan.suite, plan.suite_path, cache)
-    task = progress.add_task("building artifacts", total=len(plan.models)) if progress else None
+    total = sum(len(variants_for(spec, plan.suite)) for spec in plan.models)
+    task = progress.add_task("building artifacts", total=total, unit="artifacts") \
+        if progress else None
     if progress:
         builder.step = lambda message: progress.update(task, description=message)
     artifacts: dict[tuple[str, str], Artifact] = {}
     try:
         for spec in plan.models:
-            for artifact in builder.build(spec):
+            built = builder.build(spec)
+            for artifact in built:
                 artifacts[(artifact.model, artifact.variant)] = artifact
             if progress:
-                progress.advance(task)
+                progress.update(task, advance=len(built), description="building artifacts")
     finally:
         builder.close()
-    if progress:
-        progress.update(task, description=f"artifacts: {builder.built} built, "
-                                          f"{builder.reused} reused from cache")
     return artifacts, builder
 
 
@@ -128,9 +135,13 @@ class RunRecorder:
 
 def run(suite_path: Path, targets: str | None, inventory_path: Path, out: Path,
         progress: Any = None, resume: Path | None = None, cache: Path | None = None,
-        connect: Any = None) -> RunResult:
+        connect: Any = None, capture_output: bool = False) -> RunResult:
     """Run a suite on targets; every result is stored as soon as it is measured.
 
+    `progress`: a `rich.progress.Progress` (or `harness.progress.PlainProgress`): one task counting
+    artifacts while they are built, then one per target counting its jobs. `capture_output`:
+    send what libraries print to descriptors 1 and 2 (TensorFlow, the converter, the runtime)
+    into the run's harness.log (`harness.logs`; the caller keeps its own terminal streams).
     `connect(name, target) -> Transport` replaces the transports (tests). An unexpected exception
     is logged with its traceback in the run's harness.log and raised as InternalError naming it.
     """
@@ -158,7 +169,7 @@ def run(suite_path: Path, targets: str | None, inventory_path: Path, out: Path,
         rundir = RunDir.create(out, suite.name)
     else:
         plan.jobs = _missing_jobs(plan, rundir)
-    with _log_to(rundir.file(LOG_FILE)), _internal_errors(rundir.file(LOG_FILE)):
+    with _log_to(rundir.file(LOG_FILE), capture_output), _internal_errors(rundir.file(LOG_FILE)):
         log.info("run %s: suite %s on %s (%d jobs)", rundir.run_id, suite.name, selected,
                  len(plan.jobs))
         recorder = RunRecorder(rundir, RunMeta(
@@ -175,11 +186,13 @@ def run(suite_path: Path, targets: str | None, inventory_path: Path, out: Path,
         # dropped these rows: they are written again from this build)
         rundir.append(dropped_rows(plan) + _quant_rows(plan, artifacts) + builder.failure_rows,
                       [])
-        measure = progress.add_task("measuring", total=len(plan.jobs)) if progress else None
+        measuring = {name: progress.add_task(f"measuring {name}", total=len(plan.jobs_for(name)),
+                                             unit="jobs")
+                     for name in plan.targets} if progress else {}
 
         def advance(target: str) -> None:
-            if progress:
-                progress.advance(measure)
+            if target in measuring:
+                progress.advance(measuring[target])
 
         outcomes = run_plan(plan, inventory, artifacts, rundir.targets_dir, cache, recorder.record,
                             advance, connect=connect, inventory_path=inventory_path)
@@ -281,3 +294,59 @@ def render_run(run_dir: Path) -> Report:
     if not run.has_meta():
         raise UserError(f"{run_dir} is not a run directory (no run.json)")
     return build_report(run.frame(), run.meta().to_json())
+
+
+TREND_RUNS = 20  # runs shown in a run report's Trends section
+TREND_METRIC = "median_ms"
+
+
+def html_report(run_dir: Path, history_path: Path | None = None) -> str:
+    """A stored run as one self-contained HTML page (`harness.report.html.render_html`).
+
+    Plots and tables of the run; the comparison (forest plot) when the run directory holds
+    compare.csv (`plot_data.comparison_from_csv` maps its columns); a Trends section with change
+    points when the history at `history_path` holds earlier runs of the suite.
+    """
+    from harness.report.html import render_html
+    from harness.report.plot_data import comparison_from_csv
+
+    run = RunDir.open(run_dir)
+    meta, frame = run.meta(), run.frame()
+    compare_csv = run.file(COMPARE_CSV)
+    comparison = comparison_from_csv(pd.read_csv(compare_csv)) if compare_csv.is_file() else None
+    return render_html(frame, meta.to_json(), comparison=comparison,
+                       history=_trends(run, meta, frame, history_path))
+
+
+def write_html_report(run_dir: Path, history_path: Path | None = None) -> Path:
+    """Write report.html into the run directory (see `html_report`); its path."""
+    return RunDir.open(run_dir).write_report_html(html_report(run_dir, history_path))
+
+
+def _trends(run: RunDir, meta: RunMeta, frame: pd.DataFrame,
+            history_path: Path | None) -> HistoryData | None:
+    """The Trends section's data (`HistoryData`): this run's targets, TREND_METRIC, the last
+    TREND_RUNS runs of the suite up to this one; None without earlier runs."""
+    from harness.report.html import HistoryData
+    from harness.report.plot_data import series_from_trend
+    from harness.report.trend import find_change_points
+    from harness.results.history import History
+    from harness.results.rundir import suite_name
+
+    suite = suite_name(meta, frame, required=False)
+    if history_path is None or not history_path.is_file() or not suite:
+        return None
+    db = History(history_path)
+    runs = list(db.runs(suite)["run_id"])  # oldest first
+    upto = runs[:runs.index(meta.run_id) + 1] if meta.run_id in runs else runs
+    window = upto[-TREND_RUNS:]
+    if len(window) < 2:
+        return None
+    trend = db.trend(suite=suite, metric=TREND_METRIC, last=len(runs) - runs.index(window[0]))
+    targets = set(frame["target"].dropna())
+    trend = trend[trend["run_id"].isin(window) & trend["target"].isin(targets)]
+    series = series_from_trend(trend)
+    if series.empty:
+        return None
+    changes = find_change_points(series)
+    return HistoryData(series, [(c.key, c.run_id) for c in changes])

@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import logging
 import sys
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import Optional
+from typing import Any, Iterator, Optional
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, \
-    TimeElapsedColumn
 
-from harness import __version__, defaults
+from harness import __version__, defaults, logs
 from harness.errors import ExitCode, HarnessError, UserError, run_exit_code
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -77,16 +76,40 @@ def main(verbose: bool = typer.Option(False, "--verbose", "-v", help="tracebacks
                                       help="print the version and exit")) -> None:
     """harness: latency, per-op time, memory, size and accuracy per device and quantization mode."""
     state["verbose"] = verbose
-    handler = logging.StreamHandler()
-    handler.setLevel(logging.DEBUG if verbose else logging.WARNING)
-    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-    logging.getLogger().addHandler(handler)
-    logging.getLogger("harness").setLevel(logging.DEBUG if verbose else logging.INFO)
+    logs.setup(err_console, verbose)
 
 
-def _progress() -> Progress:
-    return Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
-                    MofNCompleteColumn(), TimeElapsedColumn(), console=err_console, transient=False)
+@contextmanager
+def _run_console() -> Iterator[tuple[Any, bool]]:
+    """The progress display of a run and whether library output goes to the run's log.
+
+    Quiet (the default): the consoles keep the terminal for themselves, so `api.run` can send
+    what TensorFlow, the converter and the runtime print to harness.log; `--verbose` leaves it on
+    the terminal (above the bars). Bars in a terminal, plain lines in a log (harness.progress).
+    """
+    from harness.progress import make_progress
+
+    verbose = state["verbose"]
+    with (logs.keep_terminal(console, err_console) if not verbose
+          else nullcontext(False)) as quiet:
+        with make_progress(err_console, redirect=not quiet) as progress:
+            yield progress, quiet
+
+
+def _write_html_report(run_dir: Path, history_path: Path) -> None:
+    """report.html beside the run (with trends and the comparison); a failure to draw it is a
+    warning, never the run's failure."""
+    from harness import api
+
+    try:
+        path = api.write_html_report(run_dir, history_path)
+    except Exception as exc:  # noqa: BLE001 - a plotting bug must not fail a measured run
+        log = logging.getLogger("harness.report")
+        log.warning("report.html not written: %s: %s (`harness -v report %s -f html` shows "
+                    "where)", type(exc).__name__, exc, run_dir)
+        log.debug("report.html not written", exc_info=True)
+        return
+    console.print(f"[bold]report[/bold] {path}", highlight=False)
 
 
 @app.command()
@@ -124,8 +147,9 @@ def run(suite: Optional[Path] = typer.Argument(None, help="suite YAML (omit with
     if suite is None and resume is None:
         raise UserError("give a suite file, or --resume RUN_DIR")
     ab_options = _ab_options(ab, no_ab)  # the inventory: the one the run recorded
-    with _progress() as progress:
-        result = api.run(suite or Path(), targets, inventory, out, progress=progress, resume=resume)
+    with _run_console() as (progress, quiet):
+        result = api.run(suite or Path(), targets, inventory, out, progress=progress,
+                         resume=resume, capture_output=quiet)
     terminal.render(result.report, console)
     console.print(f"[bold]run stored in[/bold] {result.run_dir}  "
                   f"(artifacts: {result.built} built, {result.reused} reused from cache; "
@@ -135,6 +159,7 @@ def run(suite: Optional[Path] = typer.Argument(None, help="suite YAML (omit with
                               update_baseline=update_baseline,
                               history_path=history or defaults.history_path(out),
                               baselines=baselines, ab=ab_options)
+    _write_html_report(result.run_dir, history or defaults.history_path(out))
     if after.comparison is not None:
         render_rich(after.comparison.comparison, console, title=after.comparison.title)
     if after.missing_baseline is not None:
@@ -188,16 +213,40 @@ def targets(inventory: Path = InventoryOpt,
     console.print(table)
 
 
+def _history_of(run_dir: Path) -> Path:
+    """The history a stored run belongs to: its reports directory's history.sqlite
+    (reports/<suite>/<run-id> -> reports/history.sqlite) when there is one, else the default."""
+    beside = defaults.history_path(run_dir.resolve().parent.parent)
+    return beside if beside.is_file() else defaults.HISTORY_PATH
+
+
 @app.command()
 def report(run_dir: Path = typer.Argument(..., help="a stored run directory"),
-           format: str = typer.Option("terminal", "--format", "-f", help="terminal | md | csv"),
+           format: str = typer.Option("terminal", "--format", "-f",
+                                      help="terminal | md | csv | html"),
            output: Optional[Path] = typer.Option(None, "--output", "-o",
-                                                 help="write to a file instead of stdout")) -> None:
+                                                 help="write to a file instead of stdout (html: "
+                                                      "default RUN_DIR/report.html, - for "
+                                                      "stdout)"),
+           history_path: Optional[Path] = typer.Option(
+               None, "--history", help="html: history for the Trends section (default: the "
+                                       "run's reports directory history.sqlite)")) -> None:
     """Re-render a stored run."""
     from harness import api
     from harness.report import markdown, terminal
     from harness.results.rundir import RunDir
 
+    if format == "html":
+        history = history_path or _history_of(run_dir)
+        if output is None:
+            console.print(f"report written: {api.write_html_report(run_dir, history)}",
+                          highlight=False)
+        elif str(output) == "-":
+            sys.stdout.write(api.html_report(run_dir, history))
+        else:
+            output.write_text(api.html_report(run_dir, history), encoding="utf-8")
+            console.print(f"report written: {output}", highlight=False)
+        return
     _check_format(format)
     rendered = api.render_run(run_dir)
     if format == "terminal":
@@ -325,9 +374,19 @@ def history(suite: Optional[str] = typer.Option(None, "--suite", "-s"),
             format: str = typer.Option("terminal", "--format", "-f", help="terminal | md | csv"),
             append: Optional[Path] = typer.Option(None, "--append",
                                                   help="add a stored run to the history first"),
+            html: Optional[Path] = typer.Option(None, "--html",
+                                                help="also write the trends as an HTML page "
+                                                     "(plots, change points marked)"),
+            min_change: Optional[float] = typer.Option(
+                None, "--min-change", min=0.0,
+                help="smallest level shift marked as a change point, a fraction "
+                     "(default 0.05: 5 %)"),
             history_path: Path = HistoryOpt) -> None:
-    """Trend table of the last runs: one line per series, one column per run."""
-    from harness.report.trend import render_trend, trend_markdown
+    """Trend table of the last runs: one line per series, one column per run; change points
+    (Apache Otava) marked ▲/▼ in the table and listed below it."""
+    from harness.report.plot_data import series_from_trend
+    from harness.report.trend import (MIN_CHANGE, find_change_points, mark_change_points,
+                                      render_trend, trend_markdown)
     from harness.results.history import History
 
     db = History(history_path)
@@ -341,12 +400,24 @@ def history(suite: Optional[str] = typer.Option(None, "--suite", "-s"),
     _check_format(format)
     trend = db.trend(suite=suite, target=target, model=model,
                      metric=None if metric in (None, "all") else metric, last=last)
+    series = series_from_trend(trend)
+    changes = find_change_points(series, min_change=MIN_CHANGE if min_change is None
+                                 else min_change)
+    if html is not None:
+        from harness.report.html import render_history_html
+
+        title = f"harness history: {suite or 'all suites'}, last {last} runs"
+        html.write_text(render_history_html(series, [(c.key, c.run_id) for c in changes],
+                                            title=title), encoding="utf-8")
+        err_console.print(f"history page written: {html}", highlight=False)
     if format == "terminal":
-        render_trend(trend, console, title=f"History ({history_path}, last {last} runs)")
+        render_trend(trend, console, title=f"History ({history_path}, last {last} runs)",
+                     changes=changes)
     elif format == "md":
-        sys.stdout.write(trend_markdown(trend, title=f"History (last {last} runs)"))
+        sys.stdout.write(trend_markdown(trend, title=f"History (last {last} runs)",
+                                        changes=changes))
     else:
-        sys.stdout.write(trend.to_csv(index=False))
+        sys.stdout.write(mark_change_points(trend, changes).to_csv(index=False))
 
 
 def entry() -> None:

@@ -35,7 +35,7 @@ def _runs(tmp_path, scales=(1.0, 1.0, 1.2)):
 def test_run_dir_reads_the_contract_files(tmp_path):
     run = RunDir.open(_runs(tmp_path)[0])
     frame, samples, meta = run.frame(), run.samples(), run.meta()
-    assert (frame["run_id"] == IDS[0]).all() and len(frame) == 8
+    assert (frame["run_id"] == IDS[0]).all() and len(frame) == 9
     assert samples[0]["metric"] == "median_ms" and len(samples[0]["samples"]) == 100
     assert meta.environment["host"]["cpu_model"] == "AMD EPYC"
     with pytest.raises(UserError, match="no such run directory"):
@@ -72,7 +72,7 @@ def test_append_again_replaces(tmp_path):
     run_dir = _runs(tmp_path)[0]
     db.append(run_dir)
     db.append(run_dir)
-    assert len(db.runs()) == 1 and len(db.trend()) == 8
+    assert len(db.runs()) == 1 and len(db.trend()) == 9
 
 
 def test_append_frames_and_failures(tmp_path):

@@ -8,6 +8,7 @@ reports. Everything that writes or reads a run goes through `RunDir`.
     jobs.jsonl     one line per finished job, written after its rows: {"job", "rows", "samples"}
     results.csv    the tidy table, written when the run finishes
     report.md      the Markdown report; compare.md / compare.csv the comparison, when there is one
+    report.html    the HTML report: plots, tables, trends and the comparison when there are any
     targets/<name>/  raw result documents of each target; harness.log the run log
 """
 
@@ -40,6 +41,7 @@ JOBS_FILE = "jobs.jsonl"
 JOB = "job"  # the key of the job a row or a series belongs to, in rows.jsonl / samples.jsonl
 RESULTS_FILE = "results.csv"
 REPORT_FILE = "report.md"
+REPORT_HTML = "report.html"
 LOG_FILE = "harness.log"
 COMPARE_MD = "compare.md"
 COMPARE_CSV = "compare.csv"
@@ -258,6 +260,12 @@ class RunDir:
     def write_report(self, markdown: str) -> Path:
         path = self.path / REPORT_FILE
         _write_text(path, markdown)
+        return path
+
+    def write_report_html(self, html: str) -> Path:
+        """report.html: the self-contained HTML report (`harness.api.write_html_report`)."""
+        path = self.path / REPORT_HTML
+        _write_text(path, html)
         return path
 
     def write_comparison(self, markdown: str, csv: str) -> tuple[Path, Path]:
