@@ -30,12 +30,10 @@ Errors (each names the fix): what the device lacks is an `InfraError` (exit 3) w
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import re
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -47,291 +45,23 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from harness import __version__
 from harness.errors import HarnessError, InfraError, UserError
+from harness.runtime_wheels import (DISK_SIGNS, NETWORK_SIGNS, PIP_OPTIONS, WHEEL_HINT, Candidate,
+                                    DevicePython, candidates_for, classify, device_python,
+                                    pip_reason, pip_tail, requirement_set, requirements_sha256)
 from harness.transport import Transport
-from harness.transport.setup_record import (FORMAT_VERSION, SETUP_FILE, VENV_PYTHON, read_record)
+from harness.transport.setup_record import FORMAT_VERSION, SETUP_FILE, VENV_PYTHON, read_record
+from harness.wheelhouse import Wheelhouse
 
 if TYPE_CHECKING:
     from harness.config import Inventory, Target
 
 log = logging.getLogger("harness.device_setup")
 
-RECIPE_VERSION = 1  # bump when the way a venv is made changes: every device is set up again
 PROBE_MODEL = Path(__file__).resolve().parent / "data" / "probe_model.tflite"
 PROBE_MODEL_NAME = "harness_setup_probe"
 MIN_FREE_MB = 400  # a venv with ai-edge-litert and numpy takes ~160 MB, pip needs room to unpack
-WHEELHOUSE_DIR = "wheelhouse"
-# pip names a network failure only in its "Retrying ... NewConnectionError" warnings: keep retries
-PIP_OPTIONS = ["--disable-pip-version-check", "--no-input", "--progress-bar", "off",
-               "--retries", "2", "--timeout", "30"]
 
 Say = Callable[[str, str], None]  # (target, message)
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """One TFLite runtime setup can install: the distribution, what pip installs, the module the
-    runner imports."""
-
-    dist: str
-    requirements: tuple[str, ...]
-    module: str
-
-    @property
-    def label(self) -> str:
-        extra = [r for r in self.requirements if r != self.dist]
-        return self.dist + (f" with {', '.join(extra)}" if extra else "")
-
-
-LITERT = Candidate("ai-edge-litert", ("ai-edge-litert",), "ai_edge_litert")
-TFLITE_RUNTIME = Candidate("tflite-runtime", ("tflite-runtime", "numpy<2"), "tflite_runtime")
-CANDIDATES = (LITERT, TFLITE_RUNTIME)
-WHEEL_HINT = ("ai-edge-litert publishes Linux wheels for 64-bit x86_64 and aarch64 and CPython "
-              "3.9 and later, tflite-runtime 2.14 for CPython 3.8-3.11: on a Raspberry Pi use the "
-              "64-bit OS; set `python:` of the target to such an interpreter on the device")
-
-
-def candidates_for(target: "Target") -> tuple[Candidate, ...]:
-    """The runtimes to try, in order: the one the target asks for, else both."""
-    if target.runtime == LITERT.module:
-        return (LITERT,)
-    if target.runtime == TFLITE_RUNTIME.module:
-        return (TFLITE_RUNTIME,)
-    return CANDIDATES
-
-
-def requirement_set(target: "Target") -> dict[str, Any]:
-    """What a setup installs on a target: the content the record is addressed by."""
-    return {"recipe": RECIPE_VERSION, "base_python": target.python,
-            "candidates": [list(c.requirements) for c in candidates_for(target)]}
-
-
-def requirements_sha256(target: "Target") -> str:
-    return hashlib.sha256(json.dumps(requirement_set(target), sort_keys=True).encode()).hexdigest()
-
-
-# --------------------------------------------------------------------------- the device's Python
-
-# Runs with the device's Python (3.6+, standard library only): prints one JSON document.
-PREFLIGHT = r'''
-import json, os, platform, shutil, struct, sys
-try:
-    import importlib.util as iu
-    has_venv = iu.find_spec("venv") is not None
-except Exception:
-    has_venv = None
-try:
-    libc = os.confstr("CS_GNU_LIBC_VERSION").split()
-except Exception:
-    libc = list(platform.libc_ver())
-wd = sys.argv[1]
-while wd and not os.path.isdir(wd):
-    wd = os.path.dirname(wd.rstrip("/")) or "/"
-print(json.dumps({"version": platform.python_version(), "implementation": sys.implementation.name,
-                  "machine": platform.machine(), "bits": struct.calcsize("P") * 8, "libc": libc,
-                  "executable": sys.executable, "venv": has_venv,
-                  "free_mb": shutil.disk_usage(wd).free // 1000000}))
-'''
-
-
-@dataclass(frozen=True)
-class DevicePython:
-    """The device's interpreter and platform, as far as wheels care."""
-
-    version: str
-    implementation: str
-    machine: str
-    bits: int
-    libc: tuple[str, ...]
-    executable: str
-    has_venv: bool | None
-    free_mb: int
-
-    @classmethod
-    def from_json(cls, info: dict[str, Any]) -> "DevicePython":
-        return cls(str(info["version"]), str(info["implementation"]), str(info["machine"]),
-                   int(info["bits"]), tuple(info.get("libc") or ()), str(info["executable"]),
-                   info.get("venv"), int(info["free_mb"]))
-
-    @property
-    def major_minor(self) -> tuple[int, int]:
-        major, minor = self.version.split(".")[:2]
-        return int(major), int(minor)
-
-    @property
-    def arch(self) -> str:
-        """The wheel architecture: a 32-bit userland on a 64-bit kernel is armv7l / i686."""
-        machine = {"arm64": "aarch64", "amd64": "x86_64"}.get(self.machine.lower(),
-                                                              self.machine.lower())
-        if self.bits == 32 and machine == "aarch64":
-            return "armv7l"
-        if self.bits == 32 and machine == "x86_64":
-            return "i686"
-        return machine
-
-    @property
-    def glibc(self) -> tuple[int, int] | None:
-        if len(self.libc) == 2 and self.libc[0] == "glibc":
-            try:
-                major, minor = self.libc[1].split(".")[:2]
-                return int(major), int(minor)
-            except ValueError:
-                return None
-        return None
-
-    @property
-    def abi(self) -> str:
-        major, minor = self.major_minor
-        return f"cp{major}{minor}" + ("m" if (major, minor) < (3, 8) else "")
-
-    def platforms(self) -> list[str]:
-        """Wheel platform tags the device accepts, most specific first (pip does not widen
-        `--platform` by itself)."""
-        arch, out = self.arch, []
-        if self.glibc:
-            major, minor = self.glibc
-            out += [f"manylinux_{major}_{m}_{arch}" for m in range(minor, 16, -1)]
-            if (major, minor) >= (2, 17):
-                out.append(f"manylinux2014_{arch}")
-            if arch in ("x86_64", "i686"):
-                out += ["manylinux2010_" + arch] if (major, minor) >= (2, 12) else []
-                out += ["manylinux1_" + arch] if (major, minor) >= (2, 5) else []
-        return out + [f"linux_{arch}"]
-
-    def accepts(self, wheel_name: str) -> bool:
-        """Whether a wheel file can be installed by this interpreter."""
-        from packaging.tags import compatible_tags, cpython_tags
-        from packaging.utils import InvalidWheelFilename, parse_wheel_filename
-
-        try:
-            tags = parse_wheel_filename(wheel_name)[3]
-        except InvalidWheelFilename:
-            return False
-        platforms = self.platforms()
-        supported = set(cpython_tags(self.major_minor, [self.abi], platforms)) | \
-            set(compatible_tags(self.major_minor, f"cp{''.join(map(str, self.major_minor))}",
-                                platforms))
-        return bool(tags & supported)
-
-    def describe(self) -> str:
-        libc = f", {self.libc[0]} {self.libc[1]}" if len(self.libc) == 2 else ""
-        name = "CPython" if self.implementation == "cpython" else self.implementation
-        return f"{name} {'.'.join(map(str, self.major_minor))} on {self.arch}{libc}"
-
-
-def device_python(transport: Transport, target: "Target", name: str) -> DevicePython:
-    """Run the preflight with the target's configured Python; a missing one is `python_missing`."""
-    python = target.configured_python
-    try:
-        res = transport.run([python, "-c", PREFLIGHT, transport.workdir], timeout=120)
-    except InfraError as exc:
-        if exc.kind != "tool_missing":  # the local transport: command not found
-            raise
-        res = None
-    if res is None or res.exit_code == 127 or (not res.ok and "not found" in res.stderr):
-        raise InfraError(f"{name}: no Python at {python!r} on the device", kind="python_missing",
-                         phase="setup",
-                         hint="install Python 3 there (Debian, Raspberry Pi OS: `sudo apt-get "
-                              f"install python3 python3-venv`) or set `python:` of target {name} "
-                              "in inventory.yaml to the device's interpreter")
-    try:
-        return DevicePython.from_json(json.loads(res.stdout.strip().splitlines()[-1]))
-    except (ValueError, IndexError, KeyError, TypeError) as exc:
-        raise InfraError(f"{name}: {python} cannot run the setup check (exit {res.exit_code}): "
-                         f"{_tail(res.stderr or res.stdout)}", kind="python_missing",
-                         phase="setup", hint=f"`python:` of target {name} must be Python 3.6 or "
-                                             "later") from exc
-
-
-# --------------------------------------------------------------------------- pip's output
-
-DISK_SIGNS = ("No space left on device", "[Errno 28]", "Disk quota exceeded")
-NETWORK_SIGNS = ("NewConnectionError", "Failed to establish a new connection",
-                 "Temporary failure in name resolution", "Name or service not known",
-                 "Network is unreachable", "No route to host", "ConnectTimeoutError",
-                 "ProxyError", "SSLError", "Could not fetch URL", "connection broken by",
-                 "Max retries exceeded")
-NO_WHEEL_SIGNS = ("No matching distribution found", "Could not find a version that satisfies")
-
-
-def classify(output: str) -> str | None:
-    """What a failed pip / venv run ran into: disk_full, no_network, no_wheel, or None."""
-    if any(sign in output for sign in DISK_SIGNS):
-        return "disk_full"
-    if any(sign in output for sign in NETWORK_SIGNS):
-        return "no_network"
-    if any(sign in output for sign in NO_WHEEL_SIGNS):
-        return "no_wheel"
-    return None
-
-
-def _tail(text: str, lines: int = 2) -> str:
-    kept = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    return " | ".join(kept[-lines:])[-400:] or "no output"
-
-
-def _line_with(output: str, signs: tuple[str, ...]) -> str:
-    """The first line naming one of `signs`, cut to its OS error when it has one."""
-    for line in output.splitlines():
-        if any(sign in line for sign in signs):
-            errno = re.search(r"\[Errno -?\d+\][^'\")\]]*", line)
-            return errno.group(0).strip() if errno else line.strip()[-300:]
-    return _tail(output)
-
-
-# --------------------------------------------------------------------------- wheelhouse
-
-@dataclass(frozen=True)
-class Wheelhouse:
-    """A folder of wheels on the controller, for devices without access to a package index."""
-
-    path: Path
-
-    @classmethod
-    def open(cls, path: Path, *, must_have_wheels: bool = True) -> "Wheelhouse":
-        path = Path(path).expanduser().resolve()
-        if path.exists() and not path.is_dir():
-            raise UserError(f"--wheelhouse {path}: not a folder")
-        if must_have_wheels and not (path.is_dir() and any(path.glob("*.whl"))):
-            raise UserError(f"--wheelhouse {path}: no wheels (*.whl) there",
-                            hint=f"fill it on this machine: `harness targets --download "
-                                 f"--wheelhouse {path} --targets NAME`")
-        return cls(path)
-
-    def wheels_for(self, device: DevicePython) -> list[Path]:
-        return sorted(p for p in self.path.glob("*.whl") if device.accepts(p.name))
-
-    def download(self, device: DevicePython, requirements: tuple[str, ...] | list[str],
-                 ) -> subprocess.CompletedProcess:
-        """`pip download` on this machine of wheels for the device's Python and platform."""
-        self.path.mkdir(parents=True, exist_ok=True)
-        argv = [sys.executable, "-m", "pip", "download", *PIP_OPTIONS, "--only-binary=:all:",
-                "--dest", str(self.path), "--python-version", ".".join(map(str, device.major_minor)),
-                "--implementation", "cp", "--abi", device.abi,
-                *[arg for p in device.platforms() for arg in ("--platform", p)], *requirements]
-        log.debug("pip download: %s", " ".join(argv))
-        return subprocess.run(argv, capture_output=True, text=True, check=False)
-
-
-# Runs with the device's Python: {"<file name>": "<sha256>"} of the wheels in a folder.
-_REMOTE_WHEELS = r'''
-import hashlib, json, os, sys
-out = {}
-d = sys.argv[1]
-for n in (os.listdir(d) if os.path.isdir(d) else []):
-    if n.endswith(".whl"):
-        h = hashlib.sha256()
-        with open(os.path.join(d, n), "rb") as f:
-            for b in iter(lambda: f.read(1 << 20), b""):
-                h.update(b)
-        out[n] = h.hexdigest()
-print(json.dumps(out))
-'''
-
-
-def _sha256(path: Path) -> str:
-    from harness.artifacts.cache import sha256_file
-
-    return sha256_file(path)
 
 
 # --------------------------------------------------------------------------- one target
@@ -426,7 +156,7 @@ class DeviceSetup:
         self.run(["rm", "-f", SETUP_FILE], timeout=60)  # a half-made venv is never used
         self.target.use_setup_python(None, None)
         if self.wheelhouse is not None:
-            self._push_wheels(wheels, device, base)
+            self.remote_wheelhouse = self.wheelhouse.push(self.transport, base, device, self.say)
         self._create_venv(device, base)
         self.say(f"venv {self.workdir}/venv made with {device.describe()}")
         result.tried = []
@@ -449,20 +179,6 @@ class DeviceSetup:
         return (f"free space on the device (pip also unpacks in $TMPDIR and caches in "
                 f"~/.cache/pip), or point `workdir:` of target {self.name} at a larger disk")
 
-    def _push_wheels(self, wheels: list[Path], device: DevicePython, python: str) -> None:
-        remote = f"{self.workdir}/{WHEELHOUSE_DIR}"
-        self.remote_wheelhouse = remote
-        res = self.run([python, "-c", _REMOTE_WHEELS, remote], timeout=300)
-        try:
-            there = json.loads(res.stdout.strip().splitlines()[-1]) if res.ok else {}
-        except (ValueError, IndexError):
-            there = {}
-        missing = [p for p in wheels if there.get(p.name) != _sha256(p)]
-        self.say(f"wheelhouse: {len(wheels)} wheel(s) for {device.describe()}, "
-                 f"{len(missing)} to send")
-        for path in missing:
-            self.transport.put(path, f"{WHEELHOUSE_DIR}/{path.name}")
-
     def _pip_source(self) -> list[str]:
         if self.remote_wheelhouse is None:
             return []
@@ -476,17 +192,17 @@ class DeviceSetup:
         output = res.stdout + res.stderr
         if classify(output) == "disk_full":
             raise InfraError(f"{self.name}: the device ran out of disk space making the venv: "
-                             f"{_line_with(output, DISK_SIGNS)}", kind="disk_full",
+                             f"{pip_reason(output, DISK_SIGNS)}", kind="disk_full",
                              phase="setup", hint=self._disk_hint())
         if "ensurepip" not in output and "No module named venv" not in output:
             raise InfraError(f"{self.name}: `{base} -m venv` failed (exit {res.exit_code}): "
-                             f"{_tail(output)}", kind="venv_missing", phase="setup",
+                             f"{pip_tail(output)}", kind="venv_missing", phase="setup",
                              hint="check that the device's Python is complete (python3-venv)")
-        pip_wheel = self._pip_wheel()
+        pip_wheel = self.wheelhouse.pip_wheel(device) if self.wheelhouse else None
         if pip_wheel is None or "No module named venv" in output:
             raise InfraError(
                 f"{self.name}: {base} ({device.describe()}) cannot make a virtual environment: "
-                f"{_line_with(output, ('ensurepip', 'No module named venv'))}",
+                f"{pip_reason(output, ('ensurepip', 'No module named venv'))}",
                 kind="venv_missing", phase="setup",
                 hint="install the Debian package python3-venv on the device (`sudo apt-get "
                      "install python3-venv`, or python3.X-venv for that version); or give "
@@ -499,17 +215,12 @@ class DeviceSetup:
                             "install", *PIP_OPTIONS, *self._pip_source(), "pip"], timeout=600)
         if not res.ok:
             raise InfraError(f"{self.name}: cannot bootstrap pip in the venv: "
-                             f"{_tail(res.stdout + res.stderr)}", kind="venv_missing",
+                             f"{pip_tail(res.stdout + res.stderr)}", kind="venv_missing",
                              phase="setup", hint="install the Debian package python3-venv on "
                                                  "the device (`sudo apt-get install python3-venv`)")
 
-    def _pip_wheel(self) -> str | None:
-        if self.wheelhouse is None or self.remote_wheelhouse is None:
-            return None
-        wheels = sorted(p.name for p in self.wheelhouse.path.glob("pip-*-py3-none-any.whl"))
-        return wheels[-1] if wheels else None
-
     def _installed(self) -> list[str]:
+        """`name==version` of every distribution in the venv."""
         res = self.run([self.venv_python, "-m", "pip", "list", "--format=json",
                         "--disable-pip-version-check"], timeout=300)
         try:
@@ -519,66 +230,75 @@ class DeviceSetup:
             return []
 
     def _install_runtime(self, device: DevicePython, tried: list[str]) -> dict[str, str]:
-        """Install, verify, and fall back; the runtime that works, or an InfraError."""
-        failures: list[str] = []
-        before = {d.split("==")[0].lower() for d in self._installed()}  # the fresh venv
+        """Install, verify, fall back: the runtime that works ({name, version, dist}), or an
+        InfraError naming what was tried."""
+        fresh = self._dists()
         for candidate in candidates_for(self.target):
-            self.say(f"installing {candidate.label}")
-            res = self.run([self.venv_python, "-m", "pip", "install", *PIP_OPTIONS,
-                            "--only-binary=:all:", *self._pip_source(), *candidate.requirements])
-            if not res.ok:
-                output = res.stdout + res.stderr
-                kind = classify(output)
-                if kind == "disk_full":
-                    raise InfraError(f"{self.name}: the device ran out of disk space installing "
-                                     f"{candidate.dist}: {_line_with(output, DISK_SIGNS)}",
-                                     kind="disk_full", phase="setup", hint=self._disk_hint())
-                if kind == "no_network" and self.wheelhouse is None:
-                    raise InfraError(
-                        f"{self.name}: the device cannot reach the package index "
-                        f"({_line_with(output, NETWORK_SIGNS)}) and no --wheelhouse was given",
-                        kind="no_network", phase="setup",
-                        hint=f"fetch the wheels on this machine and push them: `harness targets "
-                             f"--download --setup --wheelhouse DIR --targets {self.name}`")
-                if kind == "no_wheel":
-                    where = "in the wheelhouse" if self.wheelhouse else "on the package index"
-                    tried.append(f"{candidate.label}: no wheel {where}")
-                    continue
-                tried.append(f"{candidate.label}: pip failed: {_tail(output)}")
-                failures.append(tried[-1])
-                continue
-            self.say(f"verifying {candidate.dist} with the runner on the probe model")
-            verdict = self._verify(candidate)
-            if verdict.get("ok"):
-                tried.append(f"{candidate.dist} {verdict['version']}: works")
-                self.say(f"{candidate.dist} {verdict['version']} works")
-                return {"name": verdict["name"], "version": verdict["version"],
-                        "dist": candidate.dist}
-            tried.append(f"{candidate.dist}: installed but {verdict['why']}")
-            failures.append(tried[-1])
-            self.say(f"{candidate.dist} installed but {verdict['why']}: uninstalling it")
-            added = sorted({d.split("==")[0] for d in self._installed()
-                            if d.split("==")[0].lower() not in before})
-            if added:
-                self.run([self.venv_python, "-m", "pip", "uninstall", "-y",
-                          "--disable-pip-version-check", *added], timeout=600)
-        if failures:
-            raise InfraError(f"{self.name}: no TFLite runtime works on the device "
-                             f"({device.describe()}): {'; '.join(tried)}", kind="verify_failed",
-                             phase="setup",
-                             hint="`harness -v targets --setup` shows the pip and runner output; "
-                                  f"{WHEEL_HINT}")
-        where = (f"in the wheelhouse {self.wheelhouse.path}" if self.wheelhouse
-                 else "on the package index")
-        hint = (f"fill the wheelhouse for this device: `harness targets --download --wheelhouse "
-                f"{self.wheelhouse.path} --targets {self.name}`; {WHEEL_HINT}"
-                if self.wheelhouse else WHEEL_HINT)
-        raise InfraError(f"{self.name}: no TFLite runtime wheel for {device.describe()} {where}: "
-                         f"tried {'; '.join(tried)}", kind="no_wheel", phase="setup", hint=hint)
+            why = self._pip_install(candidate)
+            if why is None:
+                self.say(f"verifying {candidate.dist} with the runner on the probe model")
+                verdict = self._verify(candidate)
+                if verdict["ok"]:
+                    tried.append(f"{candidate.dist} {verdict['version']}: works")
+                    self.say(tried[-1])
+                    return {"name": verdict["name"], "version": verdict["version"],
+                            "dist": candidate.dist}
+                why = f"installed but {verdict['why']}"
+                self.say(f"{candidate.dist} {why}: uninstalling it")
+                self._uninstall(self._dists() - fresh)
+            tried.append(f"{candidate.label}: {why}")
+        if all(": no wheel " in line for line in tried):
+            where = (f"in the wheelhouse {self.wheelhouse.path}" if self.wheelhouse
+                     else "on the package index")
+            hint = (f"fill the wheelhouse for this device: `harness targets --download "
+                    f"--wheelhouse {self.wheelhouse.path} --targets {self.name}`; {WHEEL_HINT}"
+                    if self.wheelhouse else WHEEL_HINT)
+            raise InfraError(f"{self.name}: no TFLite runtime wheel for {device.describe()} "
+                             f"{where}: tried {'; '.join(tried)}", kind="no_wheel",
+                             phase="setup", hint=hint)
+        raise InfraError(f"{self.name}: no TFLite runtime works on the device "
+                         f"({device.describe()}): {'; '.join(tried)}", kind="verify_failed",
+                         phase="setup", hint="`harness -v targets --setup` shows the pip and "
+                                             f"runner output; {WHEEL_HINT}")
+
+    def _pip_install(self, candidate: Candidate) -> str | None:
+        """pip install one candidate: None when it installed, else why not (no wheel, pip
+        failed); a full disk, or no network without a wheelhouse, is raised."""
+        self.say(f"installing {candidate.label}")
+        res = self.run([self.venv_python, "-m", "pip", "install", *PIP_OPTIONS,
+                        "--only-binary=:all:", *self._pip_source(), *candidate.requirements])
+        if res.ok:
+            return None
+        output = res.stdout + res.stderr
+        kind = classify(output)
+        if kind == "disk_full":
+            raise InfraError(f"{self.name}: the device ran out of disk space installing "
+                             f"{candidate.dist}: {pip_reason(output, DISK_SIGNS)}",
+                             kind="disk_full", phase="setup", hint=self._disk_hint())
+        if kind == "no_network" and self.wheelhouse is None:
+            raise InfraError(f"{self.name}: the device cannot reach the package index "
+                             f"({pip_reason(output, NETWORK_SIGNS)}) and no --wheelhouse was "
+                             "given", kind="no_network", phase="setup",
+                             hint="fetch the wheels on this machine and push them: `harness "
+                                  f"targets --download --setup --wheelhouse DIR --targets "
+                                  f"{self.name}`")
+        if kind == "no_wheel":
+            return f"no wheel {'in the wheelhouse' if self.wheelhouse else 'on the package index'}"
+        return f"pip failed: {pip_tail(output)}"
+
+    def _dists(self) -> set[str]:
+        return {line.split("==")[0] for line in self._installed()}
+
+    def _uninstall(self, dists: set[str]) -> None:
+        """Back to the fresh venv: remove what a failed candidate brought."""
+        if dists:
+            self.run([self.venv_python, "-m", "pip", "uninstall", "-y",
+                      "--disable-pip-version-check", *sorted(dists)], timeout=600)
 
     def _verify(self, candidate: Candidate) -> dict[str, Any]:
         """Run the real runner, pushed like a run does, on the probe model with the venv."""
         from harness.artifacts import Artifact
+        from harness.artifacts.cache import sha256_file
         from harness.devices.runner_exec import run_runner
         from harness.plan import Job
 
@@ -586,7 +306,8 @@ class DeviceSetup:
         with tempfile.TemporaryDirectory(prefix="harness-setup-") as tmp:
             ctx = _context(self.name, target, self.transport, Path(tmp))
             artifact = Artifact(PROBE_MODEL_NAME, "convert_only", path=PROBE_MODEL,
-                                sha256=_sha256(PROBE_MODEL), size_bytes=PROBE_MODEL.stat().st_size)
+                                sha256=sha256_file(PROBE_MODEL),
+                                size_bytes=PROBE_MODEL.stat().st_size)
             job = Job(self.name, PROBE_MODEL_NAME, "convert_only", candidate.module)
             try:
                 ctx.ensure_runner()
@@ -613,7 +334,7 @@ class DeviceSetup:
         res = self.run(["mv", "-f", part, SETUP_FILE], timeout=60)
         if not res.ok:
             raise InfraError(f"{self.name}: cannot write {self.workdir}/{SETUP_FILE}: "
-                             f"{_tail(res.stderr)}", kind="workdir", phase="setup",
+                             f"{pip_tail(res.stderr)}", kind="workdir", phase="setup",
                              hint=self._disk_hint())
 
     # -- what the kind needs besides ----------------------------------------------------------
@@ -725,8 +446,8 @@ def download_wheelhouse(names: list[str], inventory: "Inventory", wheelhouse: Wh
 
     connect = connect or (lambda name, target: default_connect(name, target, inventory_path))
     say = say or (lambda _name, _message: None)
-    lock = threading.Lock()  # one pip download at a time into the folder
-    done: dict[tuple, list[str]] = {}
+    lock = threading.Lock()
+    done: dict[tuple, dict[str, str]] = {}
 
     def one(name: str) -> SetupResult:
         started = time.monotonic()
@@ -743,13 +464,16 @@ def download_wheelhouse(names: list[str], inventory: "Inventory", wheelhouse: Wh
                 transport.close()
             result.device = device.describe()
             key = (device.abi, tuple(device.platforms()), candidates_for(target))
-            with lock:
+            with lock:  # one pip download at a time into the folder, once per platform
                 if key not in done:
-                    done[key] = _download(name, device, target, wheelhouse, say)
-            result.tried = done[key]
-            if not any(line.endswith(": downloaded") for line in result.tried[1:]):
+                    done[key] = wheelhouse.fetch(device, candidates_for(target),
+                                                 lambda message: say(name, message))
+            result.tried = [f"{label}: {what}" for label, what in done[key].items()]
+            runtimes = {label: what for label, what in done[key].items() if label != "pip"}
+            if "downloaded" not in runtimes.values():
                 raise InfraError(f"{name}: no TFLite runtime wheel for {device.describe()} on "
-                                 f"the package index: tried {'; '.join(result.tried[1:])}",
+                                 f"the package index: tried "
+                                 f"{'; '.join(f'{k}: {v}' for k, v in runtimes.items())}",
                                  kind="no_wheel", phase="download", hint=WHEEL_HINT)
             result.status = "downloaded"
         except HarnessError as exc:
@@ -777,11 +501,11 @@ def _download(name: str, device: DevicePython, target: "Target", wheelhouse: Whe
         kind = classify(output)
         if kind == "no_network":
             raise InfraError(f"this machine cannot reach the package index: "
-                             f"{_line_with(output, NETWORK_SIGNS)}", kind="no_network",
+                             f"{pip_reason(output, NETWORK_SIGNS)}", kind="no_network",
                              phase="download", hint="check the network or pip's index settings "
                                                     "(pip config list)")
         outcome.append(f"{label}: no wheel" if kind == "no_wheel" else
-                       f"{label}: pip download failed: {_tail(output)}")
+                       f"{label}: pip download failed: {pip_tail(output)}")
     return outcome
 
 
@@ -816,7 +540,7 @@ def render_setup(results: list[SetupResult], title: str = "targets --setup"):
     return table
 
 
-# --------------------------------------------------------------------------- harness targets --check
+# ------------------------------------------------------------------------ harness targets --check
 
 def setup_status(transport: Transport, target: "Target") -> dict[str, Any]:
     """Whether the target is set up: {"state": done|outdated|missing, "text", "fix"}."""
@@ -843,10 +567,4 @@ def wheelhouse_from_options(path: Path | None, *, download: bool) -> Wheelhouse 
             raise UserError("--download needs --wheelhouse DIR (where the wheels go)")
         return None
     return Wheelhouse.open(path, must_have_wheels=not download)
-
-
-__all__ = ["CANDIDATES", "Candidate", "DevicePython", "DeviceSetup", "SetupResult", "Wheelhouse",
-           "classify", "download_wheelhouse", "exit_code", "kind_needs", "render_setup",
-           "requirement_set", "requirements_sha256", "setup_status", "setup_targets",
-           "wheelhouse_from_options"]
 

@@ -13,7 +13,8 @@ import pytest
 import yaml
 
 from harness.config.inventory import Target
-from harness.device_setup import (PROBE_MODEL, DevicePython, classify, requirements_sha256)
+from harness.device_setup import PROBE_MODEL
+from harness.runtime_wheels import DevicePython, classify, requirements_sha256
 from harness.transport import connect
 from harness.transport.setup_record import SETUP_FILE, VENV_PYTHON
 from testutil import run_cli

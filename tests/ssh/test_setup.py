@@ -39,7 +39,10 @@ def _write_inventory(path: Path, targets: dict) -> Path:
 
 
 def _setup(inventory: Path, *args: str, timeout: float = 1800) -> subprocess.CompletedProcess:
-    return run_cli("targets", "--setup", "--inventory", str(inventory), *args, timeout=timeout)
+    """`harness targets --setup`; its output is printed (shown with `pytest -s`)."""
+    proc = run_cli("targets", "--setup", "--inventory", str(inventory), *args, timeout=timeout)
+    print(proc.stderr, proc.stdout, sep="\n")
+    return proc
 
 
 def _record(server: SSHServer) -> dict:
