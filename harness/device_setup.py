@@ -71,7 +71,8 @@ class SetupResult:
     """What setting up one target did."""
 
     target: str
-    status: str = "failed"  # set_up | already_set_up | incomplete | failed | checked
+    status: str = "failed"  # set_up | already_set_up | incomplete | failed | checked (a board)
+    #                         | downloaded | skipped (--download)
     python: str | None = None
     runtime: str | None = None
     runtime_version: str | None = None
@@ -200,12 +201,13 @@ class DeviceSetup:
                              hint="check that the device's Python is complete (python3-venv)")
         pip_wheel = self.wheelhouse.pip_wheel(device) if self.wheelhouse else None
         if pip_wheel is None or "No module named venv" in output:
+            missing = "ensurepip" if "No module named venv" not in output else "the venv module"
+            package = re.search(r"apt(?:-get)? install (python3[\w.]*-venv)", output)
             raise InfraError(
                 f"{self.name}: {base} ({device.describe()}) cannot make a virtual environment: "
-                f"{pip_reason(output, ('ensurepip', 'No module named venv'))}",
-                kind="venv_missing", phase="setup",
+                f"{missing} is not available", kind="venv_missing", phase="setup",
                 hint="install the Debian package python3-venv on the device (`sudo apt-get "
-                     "install python3-venv`, or python3.X-venv for that version); or give "
+                     f"install {package.group(1) if package else 'python3-venv'}`); or give "
                      "--wheelhouse DIR (made with `harness targets --download`), which brings "
                      "pip")
         self.say("no ensurepip on the device: bootstrapping pip from the wheelhouse")
@@ -453,8 +455,8 @@ def download_wheelhouse(names: list[str], inventory: "Inventory", wheelhouse: Wh
         started = time.monotonic()
         target = inventory.targets[name]
         result = SetupResult(name)
-        if target.kind == "arduino":
-            result.status = "checked"
+        if target.kind == "arduino":  # a board runs no Python: nothing to download
+            result.status = "skipped"
             return result
         try:
             transport = connect(name, target)
@@ -517,7 +519,8 @@ def exit_code(results: list[SetupResult]) -> int:
 
 STATUS_TEXT = {"set_up": "[green]set up[/green]", "already_set_up": "[green]already set up[/green]",
                "checked": "[green]ready[/green]", "downloaded": "[green]downloaded[/green]",
-               "incomplete": "[yellow]incomplete[/yellow]", "failed": "[red]failed[/red]"}
+               "incomplete": "[yellow]incomplete[/yellow]", "failed": "[red]failed[/red]",
+               "skipped": "[dim]skipped (a board)[/dim]"}
 
 
 def render_setup(results: list[SetupResult], title: str = "targets --setup"):

@@ -181,3 +181,28 @@ def test_a_local_target_without_network_or_wheelhouse_exits_3(tmp_path):
            "and no --wheelhouse was given" in proc.stderr
     assert "harness targets --download --setup --wheelhouse DIR --targets box" in proc.stderr
     assert not (tmp_path / "work" / SETUP_FILE).exists()
+
+
+# --------------------------------------------------------------------------- what a kind needs
+
+def test_what_a_kind_needs_besides_is_reported_with_the_fix(tmp_path):
+    """The kinds' own probes, on this machine: trtexec where the inventory says, the Edge TPU
+    delegate library, arduino-cli; a missing piece makes the setup exit 3."""
+    import ctypes.util
+
+    from harness.device_setup import SetupResult, kind_needs
+    from harness.transport import LocalTransport
+
+    local = LocalTransport("box", tmp_path / "work")
+    jetson = Target(kind="tensorrt", workdir=str(tmp_path), trtexec="/nonexistent/trtexec")
+    [missing] = kind_needs("jetson", jetson, local)
+    assert missing.startswith("trtexec not found: install TensorRT with JetPack")
+    found = Target(kind="tensorrt", workdir=str(tmp_path), trtexec="/bin/true")
+    assert kind_needs("jetson", found, local) == []
+    assert kind_needs("cpu", Target(kind="cpu", workdir=str(tmp_path)), local) == []
+    if ctypes.util.find_library("edgetpu") is None:  # no Edge TPU runtime here
+        [missing] = kind_needs("coral", Target(kind="edgetpu", workdir=str(tmp_path)), local)
+        assert "libedgetpu.so.1 (the Edge TPU delegate) does not load" in missing
+        assert "sudo apt-get install libedgetpu1-std" in missing
+    assert SetupResult("jetson", status="incomplete", missing=["trtexec"]).exit_code == 3
+    assert SetupResult("ok", status="set_up").exit_code == 0

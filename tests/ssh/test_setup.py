@@ -254,20 +254,27 @@ def test_the_disk_fills_up_while_installing(tmpfs, tmp_path):
 # --------------------------------------------------------------------------- emulated aarch64
 
 @pytest.mark.root
-def test_aarch64_setup_verifies_and_falls_back(aarch64_sshd, tmp_path):
-    """On the emulated Raspberry Pi (Debian's python3.11 without python3-venv, no network):
-    without a wheelhouse setup says to install python3-venv; with one, pip is bootstrapped from
-    it, ai-edge-litert installs but crashes under qemu, and tflite-runtime 2.14 with numpy<2 is
-    what gets recorded."""
+def test_aarch64_without_python3_venv(aarch64_sshd, tmp_path):
+    """Debian's python3.11 without python3-venv (no ensurepip) and no wheelhouse."""
     _, server = aarch64_sshd
     inventory = _write_inventory(tmp_path / "inventory.yaml",
                                  {"rpi4emu": server.inventory_entry(python=None)})
     proc = _setup(inventory)
     assert proc.returncode == 3, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "rpi4emu: python3 (CPython 3.11 on aarch64, glibc 2.36) cannot make a virtual " \
-           "environment" in proc.stderr
-    assert "sudo apt-get install python3-venv" in proc.stderr
+           "environment: ensurepip is not available" in proc.stderr
+    assert "install the Debian package python3-venv on the device (`sudo apt-get install " \
+           "python3.11-venv`); or give --wheelhouse DIR" in proc.stderr
 
+
+@pytest.mark.root
+def test_aarch64_setup_verifies_and_falls_back(aarch64_sshd, tmp_path):
+    """On the emulated Raspberry Pi (no python3-venv, no network), with a wheelhouse: pip is
+    bootstrapped from it, ai-edge-litert installs but crashes under qemu, and tflite-runtime 2.14
+    with numpy<2 is what gets recorded."""
+    _, server = aarch64_sshd
+    inventory = _write_inventory(tmp_path / "inventory.yaml",
+                                 {"rpi4emu": server.inventory_entry(python=None)})
     wheelhouse = tmp_path / "wheels"
     proc = run_cli("targets", "--download", "--wheelhouse", str(wheelhouse), "--inventory",
                    str(inventory), timeout=1800)
