@@ -19,8 +19,9 @@ def connect(name: str, target: "Target", inventory_path: str | Path | None = Non
 
     Relative `identity_file` / `known_hosts` paths are resolved against the inventory's directory.
     A venv made by `harness targets --setup` (recorded on the device) becomes the target's Python
-    unless its `python:` names another interpreter (`setup_record.adopt`). Raises `InfraError(kind=unreachable|auth|timeout|hostkey, phase="connect")` when the device
-    cannot be reached, `UserError` for a target that cannot be connected to at all.
+    unless its `python:` names another interpreter (`setup_record.adopt`). Raises
+    `InfraError(kind=unreachable|auth|timeout|hostkey, phase="connect")` when the device cannot
+    be reached, `UserError` for a target that cannot be connected to at all.
     """
     from harness.config.inventory import NAME_RE
     from harness.errors import UserError
