@@ -184,23 +184,38 @@ def run(suite: Optional[Path] = typer.Argument(None, help="suite YAML (omit with
 def targets(inventory: Path = InventoryOpt,
             check: bool = typer.Option(False, "--check",
                                        help="connect to each target and probe it: arch, OS, Python, "
-                                            "TFLite runtime, governor, temperature, disk"),
+                                            "TFLite runtime, setup, governor, temperature, disk"),
+            setup: bool = typer.Option(False, "--setup",
+                                       help="make <workdir>/venv on each target with a TFLite "
+                                            "runtime that works there, verified by the runner"),
+            download: bool = typer.Option(False, "--download",
+                                          help="fetch on this machine the wheels each target's "
+                                               "Python needs, into --wheelhouse"),
+            wheelhouse: Optional[Path] = typer.Option(None, "--wheelhouse",
+                                                      help="folder of wheels: --setup installs "
+                                                           "from it offline"),
             only: Optional[str] = typer.Option(None, "--targets", "-t",
-                                               help="with --check: targets or groups to probe")) -> None:
-    """List the inventory: targets, kinds, how they are reached, groups."""
+                                               help="targets or groups (default: all)")) -> None:
+    """List the inventory: targets, kinds, how they are reached, groups; or check / set them up."""
     from rich.table import Table
 
     from harness.config import load_inventory
 
     inv = load_inventory(inventory)
+    names = inv.select(only) if only else list(inv.targets)
+    if setup or download:
+        _setup_targets(names, inv, inventory, setup, download, wheelhouse)
+    elif wheelhouse is not None:
+        raise UserError("--wheelhouse goes with --setup or --download")
     if check:
         from harness.probe import any_unreachable, check_targets, render_check
 
-        names = inv.select(only) if only else list(inv.targets)
         results = check_targets(names, inv, inventory)
         console.print(render_check(results))
         if any_unreachable(results):
             raise typer.Exit(3)
+        return
+    if setup or download:
         return
     table = Table(title=f"Targets in {inventory}", title_justify="left")
     for column in ("name", "kind", "reached by", "runtime", "groups"):
@@ -218,6 +233,29 @@ def _history_of(run_dir: Path) -> Path:
     (reports/<suite>/<run-id> -> reports/history.sqlite) when there is one, else the default."""
     beside = defaults.history_path(run_dir.resolve().parent.parent)
     return beside if beside.is_file() else defaults.HISTORY_PATH
+
+
+def _setup_targets(names: list[str], inv, inventory: Path, setup: bool, download: bool,
+                   wheelhouse: Optional[Path]) -> None:
+    """`harness targets --download` / `--setup`: exit 3 when a device lacks something."""
+    from harness import device_setup
+
+    house = device_setup.wheelhouse_from_options(wheelhouse, download=download)
+
+    def say(name: str, message: str) -> None:
+        err_console.print(f"[dim]{name}:[/dim] {message}", highlight=False)
+
+    steps = [("download", device_setup.download_wheelhouse)] if download else []
+    steps += [("setup", device_setup.setup_targets)] if setup else []
+    for step, function in steps:
+        results = function(names, inv, wheelhouse=house, inventory_path=inventory, say=say)
+        console.print(device_setup.render_setup(results, title=f"targets --{step}"))
+        for r in results:
+            if r.error is not None:
+                err_console.print(f"[red]error:[/red] {r.error}", soft_wrap=True, highlight=False)
+        code = device_setup.exit_code(results)
+        if code:
+            raise typer.Exit(code)
 
 
 @app.command()

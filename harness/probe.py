@@ -182,6 +182,7 @@ def probe(transport: Any, target: Any) -> dict[str, Any]:
         found = kind_probe(transport, target)
         result["kind_probe"] = found
         result["hints"] += found.get("hints") or []
+    result["setup"] = _setup_status(transport, target, result["hints"], runtime)
     return result
 
 
@@ -202,6 +203,20 @@ def kind_probe(transport: Any, target: Any) -> dict[str, Any]:
         return kind.probe(ctx)
     except HarnessError as exc:
         return {"hints": [f"{target.kind} probe failed: {exc}"]}
+
+
+def _setup_status(transport: Any, target: Any, hints: list[str], runtime: str | None) -> dict:
+    """`harness targets --setup` done or not; its command leads the hints when no runtime works."""
+    from harness.config import Target
+    from harness.device_setup import setup_status
+
+    if not isinstance(target, Target):
+        return {"state": None, "text": "", "fix": None}
+    status = setup_status(transport, target)
+    if status["fix"] and (runtime is None or status["state"] == "outdated"):
+        hints.insert(0, f"set the device up: `{status['fix']}` (a venv with a TFLite runtime "
+                        "verified there)")
+    return status
 
 
 def check_targets(names: list[str], inventory: Any, inventory_path: Path | None = None,
@@ -241,8 +256,8 @@ def render_check(results: list[dict[str, Any]]):
     from rich.table import Table
 
     table = Table(title="targets --check", show_lines=True)
-    for col in ("target", "reachable", "arch", "OS", "Python", "runtime", "numpy", "governor",
-                "temp", "disk free", "notes"):
+    for col in ("target", "reachable", "arch", "OS", "Python", "runtime", "numpy", "setup",
+                "governor", "temp", "disk free", "notes"):
         table.add_column(col, overflow="fold")
     for r in results:
         reach = r.get("reachable")
@@ -257,6 +272,7 @@ def render_check(results: list[dict[str, Any]]):
         notes += [f"hint: {h}" for h in r.get("hints") or []]
         table.add_row(str(r.get("target")), mark, r.get("arch") or "", r.get("os") or "",
                       r.get("python") or "", runtime, r.get("numpy") or "",
+                      (r.get("setup") or {}).get("text") or "",
                       r.get("governor") or "", temp, disk, "\n".join(notes))
     return table
 

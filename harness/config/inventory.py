@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from harness.config.loader import load
 from harness.errors import UserError
@@ -103,12 +103,29 @@ class Target(Strict):
             raise ValueError(f"`port` is also given in ssh: {self.ssh!r}; keep one")
         return self
 
+    # the venv `harness targets --setup` made on the device, adopted when connecting
+    _setup_python: str | None = PrivateAttr(None)
+
     @property
-    def python_exe(self) -> str:
-        """The interpreter that runs the device-side runner."""
+    def configured_python(self) -> str:
+        """The device's own interpreter: `python:`, else python3 (this one for a local target)."""
         if self.python:
             return self.python
         return sys.executable if self.is_local else "python3"
+
+    @property
+    def python_exe(self) -> str:
+        """The interpreter that runs the device-side runner: the venv recorded by `harness targets
+        --setup` when it applies (see `use_setup_python`), else `configured_python`."""
+        return self._setup_python or self.configured_python
+
+    def use_setup_python(self, python: str | None, base_python: str | None) -> bool:
+        """Run with `python`, a venv `harness targets --setup` made from `base_python` (the
+        target's `python:` then, None when unset). An explicit `python:` naming another
+        interpreter wins. None forgets it. Returns whether the venv is used."""
+        use = python is not None and (self.python is None or self.python == base_python)
+        self._setup_python = python if use else None
+        return use
 
     @property
     def is_local(self) -> bool:
