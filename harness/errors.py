@@ -86,6 +86,12 @@ class ErrorKind(StrEnum):
     BUILD_FAILED = "build_failed", _INFRA
     BOARD_MODEL_VERSION = "board_model_version", _INFRA
     BOARD_COMMAND = "board_command", _INFRA
+    PYTHON_MISSING = "python_missing", _INFRA, True
+    VENV_MISSING = "venv_missing", _INFRA, True
+    NO_WHEEL = "no_wheel", _INFRA
+    VERIFY_FAILED = "verify_failed", _INFRA
+    DISK_FULL = "disk_full", _INFRA, True
+    NO_NETWORK = "no_network", _INFRA
     INFRA = "infra", _INFRA
     # a bug in the harness (exit 4)
     INTERNAL_ERROR = "internal_error", _INTERNAL
