@@ -10,7 +10,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import pandas as pd
 
@@ -40,6 +40,7 @@ class RunResult:
     built: int
     reused: int
     seconds: float
+    interrupted: bool = False  # stopped by Ctrl-C: partial, `harness run --resume` completes it
 
 
 def public_entry(inventory: Inventory, name: str) -> dict[str, Any]:
@@ -62,14 +63,17 @@ def _log_to(path: Path) -> Iterator[None]:
         handler.close()
 
 
-def build_artifacts(plan: Plan, cache: Path, progress: Any = None) -> tuple[dict, Builder]:
-    """Build (or reuse) every artifact the plan needs."""
+def build_artifacts(plan: Plan, cache: Path, progress: Any = None,
+                    cancel: threading.Event | None = None) -> tuple[dict, Builder]:
+    """Build (or reuse) every artifact the plan needs (until `cancel` is set)."""
     builder = Builder(plan.suite, plan.suite_path, cache)
     task = progress.add_task("building artifacts", total=len(plan.models)) if progress else None
     if progress:
         builder.step = lambda message: progress.update(task, description=message)
     artifacts: dict[tuple[str, str], Artifact] = {}
     for spec in plan.models:
+        if cancel is not None and cancel.is_set():
+            break
         for artifact in builder.build(spec):
             artifacts[(artifact.model, artifact.variant)] = artifact
         if progress:
@@ -107,10 +111,11 @@ class RunRecorder:
             with self._lock:
                 self._set_environment(outcome)
 
-    def finish(self, seconds: float) -> tuple[pd.DataFrame, Report]:
+    def finish(self, seconds: float, interrupted: bool = False) -> tuple[pd.DataFrame, Report]:
         """Write the run time, results.csv and report.md; the tidy frame and the report."""
         with self._lock:
-            self._meta = dataclasses.replace(self._meta, seconds=round(seconds, 1))
+            extra = dict(self._meta.extra, interrupted=True) if interrupted else self._meta.extra
+            self._meta = dataclasses.replace(self._meta, seconds=round(seconds, 1), extra=extra)
             self.run.write_meta(self._meta)
             frame = self.run.finish()
             report = build_report(frame, self._meta.to_json())
@@ -123,8 +128,15 @@ class RunRecorder:
 
 
 def run(suite_path: Path, targets: str | None, inventory_path: Path, out: Path,
-        progress: Any = None, resume: Path | None = None, cache: Path | None = None) -> RunResult:
-    """Run a suite on targets; every result is stored as soon as it is measured."""
+        progress: Any = None, resume: Path | None = None, cache: Path | None = None,
+        cancel: threading.Event | None = None,
+        on_run_dir: Callable[[Path], None] | None = None) -> RunResult:
+    """Run a suite on targets; every result is stored as soon as it is measured.
+
+    Once `cancel` is set, no new job starts and running ones are stopped; the run is finished
+    from what was measured (`RunResult.interrupted`). `on_run_dir` learns the run directory as
+    soon as it exists.
+    """
     started = time.perf_counter()
     previous: RunMeta | None = None
     if resume:
@@ -149,6 +161,8 @@ def run(suite_path: Path, targets: str | None, inventory_path: Path, out: Path,
         rundir = RunDir.create(out, suite.name)
     else:
         plan.jobs = _missing_jobs(plan, rundir)
+    if on_run_dir is not None:
+        on_run_dir(rundir.path)
     with _log_to(rundir.file(LOG_FILE)):
         log.info("run %s: suite %s on %s (%d jobs)", rundir.run_id, suite.name, selected,
                  len(plan.jobs))
@@ -159,7 +173,7 @@ def run(suite_path: Path, targets: str | None, inventory_path: Path, out: Path,
             controller={"python": platform.python_version(), "os": platform.platform()},
             inventory={name: public_entry(inventory, name) for name in selected},
             environment=dict(previous.environment) if previous else {}))
-        artifacts, builder = build_artifacts(plan, cache, progress)
+        artifacts, builder = build_artifacts(plan, cache, progress, cancel)
         log.info("artifacts: %d built, %d reused from cache", builder.built, builder.reused)
         if previous is None:
             rundir.append(dropped_rows(plan) + _quant_rows(plan, artifacts), [])
@@ -170,13 +184,16 @@ def run(suite_path: Path, targets: str | None, inventory_path: Path, out: Path,
                 progress.advance(measure)
 
         outcomes = run_plan(plan, inventory, artifacts, rundir.targets_dir, cache, recorder.record,
-                            advance, inventory_path=inventory_path)
+                            advance, inventory_path=inventory_path, cancel=cancel)
         for outcome in outcomes:
             recorder.environment(outcome)
-        frame, report = recorder.finish(time.perf_counter() - started)
+        interrupted = cancel is not None and cancel.is_set()
+        if interrupted:
+            log.warning("run %s interrupted: finishing it from what was measured", rundir.run_id)
+        frame, report = recorder.finish(time.perf_counter() - started, interrupted)
     failed = [o.name for o in outcomes if o.failed]
     return RunResult(rundir.path, frame, report, failed, builder.built, builder.reused,
-                     time.perf_counter() - started)
+                     time.perf_counter() - started, interrupted)
 
 
 def _quant_rows(plan: Plan, artifacts: dict[tuple[str, str], Artifact]) -> list[dict]:

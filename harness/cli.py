@@ -91,17 +91,24 @@ def run(suite: Optional[Path] = typer.Argument(None, help="suite YAML (omit with
         ) -> None:
     """Build artifacts, measure them on the targets, store and report the run."""
     from harness import api, regress
+    from harness.interrupt import EXIT_CODE, RunInterrupt, resume_command
     from harness.report import terminal
     from harness.report.comparison import render_rich
 
     if suite is None and resume is None:
         raise UserError("give a suite file, or --resume RUN_DIR")
-    with _progress() as progress:
-        result = api.run(suite or Path(), targets, inventory, out, progress=progress, resume=resume)
+    interrupt = RunInterrupt()
+    with interrupt.installed(), _progress() as progress:
+        result = api.run(suite or Path(), targets, inventory, out, progress=progress, resume=resume,
+                         cancel=interrupt.cancel, on_run_dir=interrupt.started)
     terminal.render(result.report, console)
     console.print(f"[bold]run stored in[/bold] {result.run_dir}  "
                   f"(artifacts: {result.built} built, {result.reused} reused from cache; "
                   f"{result.seconds:.1f} s)")
+    if result.interrupted:
+        err_console.print(f"[red]interrupted[/red]: the run is incomplete; complete it with: "
+                          f"{resume_command(result.run_dir)}", soft_wrap=True, highlight=False)
+        raise typer.Exit(EXIT_CODE)
     after = regress.after_run(result.run_dir,
                               compare_baseline=compare_baseline or fail_on_regression,
                               update_baseline=update_baseline,

@@ -17,15 +17,18 @@ from harness.errors import HarnessError, InfraError
 from harness.plan import Job, Plan
 from harness.results.schema import failure_row, make_row
 from harness.transport import Transport
+from harness.transport import lock as device_lock
 
 log = logging.getLogger("harness.orchestrate")
 # errors after which the rest of a target's jobs cannot run either
-FATAL_KINDS = {"unreachable", "auth", "hostkey", "runtime_missing", "tool_missing"}
+FATAL_KINDS = {"unreachable", "auth", "hostkey", "runtime_missing", "tool_missing", "busy",
+               "disk_full"}
 # errors that make a run exit 3 (the target or a tool failed); a model the device cannot run
 # (conversion_failed, unsupported_op, does_not_fit, ...) is a result, not an infrastructure failure
 INFRA_KINDS = FATAL_KINDS | {"timeout", "runner_crash", "push_failed", "device_missing",
                              "tool_failed", "infra", "user_error", "onnxruntime_missing",
-                             "trtexec_failed", "compile_failed"}
+                             "trtexec_failed", "compile_failed", "push_corrupt", "workdir",
+                             "device_mismatch"}
 
 
 @dataclass
@@ -46,8 +49,10 @@ Advance = Callable[[str], None]
 def run_plan(plan: Plan, inventory: Inventory, artifacts: dict[tuple[str, str], Artifact],
              local_root: Path, cache: Path, sink: Sink, advance: Advance,
              connect: Callable[[str, Target], Transport] | None = None,
-             inventory_path: Path | None = None) -> list[TargetOutcome]:
-    """Run every target concurrently; `sink` receives partial outcomes as jobs finish."""
+             inventory_path: Path | None = None,
+             cancel: threading.Event | None = None) -> list[TargetOutcome]:
+    """Run every target concurrently; `sink` receives partial outcomes as jobs finish. Once
+    `cancel` is set no job starts, and running commands are stopped (by the transports)."""
     from harness.transport import connect as default_connect
 
     connect = connect or (lambda name, target: default_connect(name, target, inventory_path))
@@ -64,7 +69,7 @@ def run_plan(plan: Plan, inventory: Inventory, artifacts: dict[tuple[str, str], 
             host = inventory.targets[target.via]
             reach = lambda _name, _target: connect(target.via, host)  # noqa: E731
         return run_target(name, target, plan, artifacts, local_root / name, cache, locked_sink,
-                          advance, reach)
+                          advance, reach, cancel)
 
     with ThreadPoolExecutor(max_workers=max(1, len(plan.targets))) as pool:
         return list(pool.map(one, plan.targets))
@@ -72,19 +77,24 @@ def run_plan(plan: Plan, inventory: Inventory, artifacts: dict[tuple[str, str], 
 
 def run_target(name: str, target: Target, plan: Plan, artifacts: dict[tuple[str, str], Artifact],
                local_dir: Path, cache: Path, sink: Sink, advance: Advance,
-               connect: Callable[[str, Target], Transport]) -> TargetOutcome:
+               connect: Callable[[str, Target], Transport],
+               cancel: threading.Event | None = None) -> TargetOutcome:
     """All jobs of one target, one at a time; failures become rows and the rest goes on.
 
     After a failure that no later job can escape (unreachable, auth, runtime or tool missing), the
     remaining jobs are recorded as failed with the same cause, but their device artifacts are still
-    built, so the user sees what would have been deployed.
+    built, so the user sees what would have been deployed. The jobs run while the target holds
+    its device lock; once `cancel` is set, no further job starts.
     """
     outcome = TargetOutcome(name)
     kind = KINDS[target.kind]
     fatal: InfraError | None = None
     transport: Transport | None = None
+    held: device_lock.DeviceLock | None = None
     try:
         transport = connect(name, target)
+        transport.cancel = cancel  # type: ignore[attr-defined] # polled while commands run
+        held = device_lock.acquire(transport, name, target.lock_timeout, cancel)
     except HarnessError as exc:
         fatal = exc if isinstance(exc, InfraError) else InfraError(
             str(exc), kind="user_error", phase="connect")
@@ -93,6 +103,8 @@ def run_target(name: str, target: Target, plan: Plan, artifacts: dict[tuple[str,
                         profile_spec=_profile_spec(plan.suite))
     try:
         for job in plan.jobs_for(name):
+            if cancel is not None and cancel.is_set():
+                break
             job_rows, job_series = _run_job(kind, ctx, job, artifacts[(job.model, job.variant)],
                                             fatal)
             failure = next((r for r in job_rows if r.get("status") == "failed"
@@ -108,6 +120,8 @@ def run_target(name: str, target: Target, plan: Plan, artifacts: dict[tuple[str,
             sink(TargetOutcome(name, job_rows, job_series, outcome.environment, outcome.failed))
             advance(name)
     finally:
+        if held is not None:
+            held.release()
         if transport is not None:
             transport.close()
     return outcome
