@@ -67,6 +67,14 @@ class Bench:
         path.write_text(yaml.safe_dump({"targets": self.targets}))
         return path
 
+    def inventory_variant(self, name: str, target: str, **changes) -> Path:
+        """A copy of the inventory, `name`, with one target's entry changed."""
+        entries = {key: dict(value) for key, value in self.targets.items()}
+        entries[target].update(changes)
+        path = self.root / name
+        path.write_text(yaml.safe_dump({"targets": entries}))
+        return path
+
     def local_target(self, name: str = "host", **entry) -> Path:
         """A local target whose work dir is `<bench>/<name>-work`; returns the work dir."""
         workdir = self.root / f"{name}-work"
@@ -75,8 +83,9 @@ class Bench:
 
     def ssh_target(self, server: SSHServer, name: str = "lo", **entry) -> Path:
         """A loopback SSH target whose runner is this venv's python; returns the work dir."""
-        self.inventory(**{name: server.inventory_entry(python=sys.executable, **entry)})
-        return Path(server.root / "work")
+        entry = server.inventory_entry(python=sys.executable, **entry)
+        self.inventory(**{name: entry})
+        return Path(entry["workdir"])
 
     @property
     def env(self) -> dict:
