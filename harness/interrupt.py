@@ -44,7 +44,11 @@ class RunInterrupt:
 
     @contextmanager
     def installed(self) -> Iterator["RunInterrupt"]:
-        """SIGINT goes to this object while the block runs."""
+        """SIGINT goes to this object while the block runs (only the main thread can take it;
+        elsewhere the block runs without it)."""
+        if threading.current_thread() is not threading.main_thread():
+            yield self
+            return
         previous = signal.signal(signal.SIGINT, self._handle)
         try:
             yield self

@@ -21,6 +21,7 @@ TESTS = Path(__file__).resolve().parent.parent
 if str(TESTS) not in sys.path:
     sys.path.insert(0, str(TESTS))
 
+from harness.transport import LocalTransport, connect  # noqa: E402
 from sshd import SSHServer  # noqa: E402
 from testutil import ROOT, run_cli  # noqa: E402
 
@@ -222,6 +223,19 @@ def pgrep_runner(workdir: Path) -> str:
     res = subprocess.run(["pgrep", "-af", f"{os.path.realpath(workdir)}/runner/"],
                          capture_output=True, text=True)
     return res.stdout.strip()
+
+
+def transport_for(where: str, tmp_path: Path, request) -> tuple:
+    """A local transport, or an SSH one to a loopback sshd; (transport, work dir)."""
+    if where == "ssh":
+        server = request.getfixturevalue("sshd_server")
+        transport = connect("lo", server.target())
+        return transport, transport.workdir
+    return LocalTransport("host", tmp_path / "work"), str(tmp_path / "work")
+
+
+def sleepers(workdir) -> list[str]:
+    return [cmd for cmd in processes_in(workdir).values() if cmd.startswith("sleep ")]
 
 
 def wait_for(predicate: Callable[[], object], what: str, timeout: float = HANG_S) -> object:

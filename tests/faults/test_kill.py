@@ -10,10 +10,10 @@ import signal
 
 import pytest
 
+from harness.transport.groups import describe_exit
 from faultbench import (Bench, assert_complete, finish, job_document, latency, medians,
                         result_document, runners, wait_for, wait_gone)
 
-pytestmark = pytest.mark.slow
 JOB = "tiny.as_is.auto"
 
 
@@ -53,11 +53,21 @@ def _stale_result_is_never_read(bench: Bench, target: str, workdir) -> None:
     assert medians(first_dir) == first_medians  # the first run is untouched
 
 
+@pytest.mark.parametrize("code, said", [
+    (137, "killed by SIGKILL (exit 137)"), (139, "killed by SIGSEGV (exit 139)"),
+    (-9, "killed by SIGKILL (exit -9)"), (130, "killed by SIGINT (exit 130)"),
+    (-1, "killed by a signal (no exit status)"), (1, "exit 1"), (2, "exit 2")])
+def test_exit_statuses_name_their_signal(code, said):
+    assert describe_exit(code) == said
+
+
+@pytest.mark.slow
 def test_sigkill_of_the_local_runner_is_a_crash_row_not_the_last_result(bench: Bench):
     workdir = bench.local_target()
     _stale_result_is_never_read(bench, "host", workdir)
 
 
+@pytest.mark.slow
 def test_sigkill_of_the_runner_on_an_ssh_device_is_a_crash_row(bench: Bench, sshd_server):
     workdir = bench.ssh_target(sshd_server)
     _stale_result_is_never_read(bench, "lo", workdir)

@@ -10,12 +10,14 @@ import signal
 import socket
 import threading
 
+import subprocess
+
 import pytest
 
-from faultbench import (Bench, assert_complete, finish, latency, runners, wait_for, wait_gone)
-
-pytestmark = pytest.mark.slow
-
+from harness.errors import InfraError
+from harness.transport import LocalTransport, connect, groups, lock
+from faultbench import (Bench, assert_complete, finish, latency, runners, transport_for, wait_for,
+                        wait_gone)
 
 class RunnerCount:
     """Samples how many runners work in a work dir at once, until stopped."""
@@ -42,6 +44,65 @@ def _target(bench: Bench, where: str, request, **entry):
     return "host", bench.local_target(**entry)
 
 
+def _second_transport(where: str, tmp_path, request):
+    if where == "ssh":
+        return connect("lo", request.getfixturevalue("sshd_server").target())
+    return LocalTransport("host", tmp_path / "work")
+
+
+@pytest.mark.parametrize("where", ["local", "ssh"])
+def test_a_held_device_lock_is_busy_for_another_holder_until_released(where, tmp_path, request):
+    """Two holders of one device's lock (what two controllers do): the second waits its
+    timeout, fails naming the first, and gets the lock once the first lets go."""
+    first, _workdir = transport_for(where, tmp_path, request)
+    second = _second_transport(where, tmp_path, request)
+    try:
+        held = first.hold_lock(lock.LOCK_FILE, lock.holder_info("t1"), 5, None)
+        with pytest.raises(InfraError) as info:
+            second.hold_lock(lock.LOCK_FILE, lock.holder_info("t2"), 0.5, None)
+        assert info.value.kind == "busy" and info.value.phase == "lock"
+        assert f"busy: held by {socket.gethostname()} pid {os.getpid()} since " in str(info.value)
+        held.release()
+        second.hold_lock(lock.LOCK_FILE, lock.holder_info("t2"), 5, None).release()
+    finally:
+        first.close()
+        second.close()
+
+
+def test_the_device_side_holder_lets_go_when_its_connection_dies(tmp_path, sshd_server):
+    """A controller that dies closes its connections: the lock is free at once (flock is
+    released with the holder's process), no stale lock file content blocks anybody."""
+    first = connect("lo", sshd_server.target())
+    second = connect("lo", sshd_server.target())
+    try:
+        held = first.hold_lock(lock.LOCK_FILE, lock.holder_info("t1"), 5, None)
+        held.chan.get_transport().close()  # the connection drops, as when its process dies
+        second.hold_lock(lock.LOCK_FILE, lock.holder_info("t2"), 10, None).release()
+    finally:
+        first.close()
+        second.close()
+
+
+def test_taking_the_lock_kills_what_a_dead_controller_left_running(tmp_path):
+    """A process group with a pid file in the work dir and nobody holding the lock is an orphan
+    of a dead controller: it is killed before any job runs."""
+    transport = LocalTransport("host", tmp_path / "work")
+    (tmp_path / "work" / groups.RUN_DIR).mkdir(parents=True)
+    pidfile = tmp_path / "work" / groups.RUN_DIR / "orphan.pid"
+    orphan = subprocess.Popen(["sh", "-c", 'echo $$ > "$1"; exec sleep 6031', "sh", str(pidfile)],
+                              cwd=transport.workdir, start_new_session=True)
+    wait_for(lambda: pidfile.is_file() and pidfile.read_text().strip(), "the pid file")
+    held = lock.acquire(transport, "host", 5)
+    try:
+        assert orphan.wait(timeout=30) == -9
+    finally:
+        held.release()
+        if orphan.poll() is None:
+            orphan.kill()
+    assert not pidfile.exists()
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("where", ["local", "ssh"])
 def test_second_controller_waits_or_fails_busy_naming_the_holder(bench: Bench, where, request):
     target, workdir = _target(bench, where, request, lock_timeout=600)
@@ -73,6 +134,7 @@ def test_second_controller_waits_or_fails_busy_naming_the_holder(bench: Bench, w
     assert_complete(busy_dir)
 
 
+@pytest.mark.slow
 def test_lock_and_runner_of_a_sigkilled_controller_are_released(bench: Bench, sshd_server):
     """kill -9 of the controller: its SSH connections close, the device-side lock holder and the
     runner's watchdog see end of file; the next run gets the device without waiting it out."""

@@ -11,17 +11,38 @@ from __future__ import annotations
 import json
 import re
 import signal
+import threading
 import time
 
 import pytest
 
+from harness.errors import InfraError
 from faultbench import (Bench, assert_complete, finish, latency, medians, processes_in, rows,
-                        runners, wait_for, wait_gone)
+                        runners, sleepers, transport_for, wait_for, wait_gone)
 
-pytestmark = pytest.mark.slow
 MODELS = ("a", "b")  # two jobs: a.as_is.auto, then b.as_is.auto
 
 
+@pytest.mark.parametrize("where", ["local", "ssh"])
+def test_a_cancelled_command_is_stopped_at_once(where, tmp_path, request):
+    """The transport's run loop polls the cancel event: the command's group is stopped."""
+    transport, workdir = transport_for(where, tmp_path, request)
+    transport.cancel = threading.Event()
+    try:
+        threading.Timer(0.5, transport.cancel.set).start()
+        with pytest.raises(InfraError) as info:
+            transport.run(["sh", "-c", "sleep 6021 & sleep 6022"])
+        assert info.value.kind == "interrupted" and "was stopped" in info.value.message
+        assert sleepers(workdir) == []
+        with pytest.raises(InfraError) as info:  # nothing starts once cancelled
+            transport.run(["true"])
+        assert info.value.kind == "interrupted"
+    finally:
+        transport.close()
+    wait_gone(workdir)
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("where", ["local", "ssh"])
 def test_one_sigint_stops_the_run_writes_the_report_and_resume_completes_it(bench: Bench, where,
                                                                             request):
@@ -56,6 +77,7 @@ def test_one_sigint_stops_the_run_writes_the_report_and_resume_completes_it(benc
     assert "interrupted" not in json.loads((run_dir / "run.json").read_text())
 
 
+@pytest.mark.slow
 def test_two_sigints_abort_at_once_and_the_run_stays_resumable(bench: Bench):
     workdir = bench.local_target()
     bench.suite(min_seconds=1, models=MODELS)

@@ -4,13 +4,37 @@ is measured); with a longer timeout, `--resume` completes the run."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
-from faultbench import Bench, assert_complete, latency, pgrep_runner, processes_in
+from harness.errors import InfraError
+from faultbench import (Bench, assert_complete, latency, pgrep_runner, processes_in, sleepers,
+                        transport_for, wait_gone)
 
-pytestmark = pytest.mark.slow
+
+@pytest.mark.parametrize("where", ["local", "ssh"])
+@pytest.mark.parametrize("command", [
+    "sleep 6011 & sleep 6012",                 # children of the command too
+    "trap '' TERM; sleep 6013 & sleep 6014"])  # deaf to SIGTERM: SIGKILL 2 s later
+def test_a_timed_out_command_is_stopped_with_its_whole_group(where, command, tmp_path, request):
+    transport, workdir = transport_for(where, tmp_path, request)
+    try:
+        started = time.monotonic()
+        with pytest.raises(InfraError) as info:
+            transport.run(["sh", "-c", command], timeout=1)
+        print(f"{where}: timeout error {time.monotonic() - started:.2f} s after the start "
+              f"({info.value})")
+        assert info.value.kind == "timeout" and info.value.phase == "run"
+        assert "was stopped" in info.value.message
+        assert sleepers(workdir) == []  # checked before the error was raised
+        assert transport.run(["true"]).ok
+    finally:
+        transport.close()
+    wait_gone(workdir)  # and the wrapper and its watchdog end too
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("where", ["ssh", "local"])
 def test_timed_out_runner_leaves_no_process_on_the_device(bench: Bench, where, request):
     if where == "ssh":
