@@ -146,10 +146,10 @@ def run_fresh(ctx: TargetContext, document: dict[str, Any]) -> dict:
             raise disk.full_disk_error(ctx.transport, document["result"], 0, outcome.stderr,
                                        phase="run") from exc  # type: ignore[misc]
         raise InfraError(f"{ctx.name}: runner produced no result for {job_id} (exit "
-                         f"{outcome.exit_code}): {detail}", kind="runner_crash", phase="run") from exc
-    if not isinstance(result, dict) or (result.get("job_id"), result.get("attempt")) != \
-            (job_id, attempt):
-        got = (result.get("job_id"), result.get("attempt")) if isinstance(result, dict) else None
+                         f"{outcome.exit_code}): {detail}", kind="runner_crash",
+                         phase="run") from exc
+    got = (result.get("job_id"), result.get("attempt")) if isinstance(result, dict) else None
+    if got != (job_id, attempt):
         raise InfraError(f"{ctx.name}: stale result for {job_id}: it answers {got}, not attempt "
                          f"{attempt}", kind="runner_crash", phase="run")
     return result

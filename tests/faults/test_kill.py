@@ -5,12 +5,21 @@ never the first run's result, and `--resume` must measure the job again."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+from pathlib import Path
 
 import pytest
 
+from harness.config import Target
+from harness.config.suite import load_suite
+from harness.devices.base import TargetContext
+from harness.devices.runner_exec import new_attempt, run_fresh
+from harness.errors import InfraError
+from harness.transport import CommandResult, LocalTransport
 from harness.transport.groups import describe_exit
+from testutil import ROOT
 from faultbench import (Bench, assert_complete, finish, job_document, latency, medians,
                         result_document, runners, wait_for, wait_gone)
 
@@ -59,6 +68,35 @@ def _stale_result_is_never_read(bench: Bench, target: str, workdir) -> None:
     (-1, "killed by a signal (no exit status)"), (1, "exit 1"), (2, "exit 2")])
 def test_exit_statuses_name_their_signal(code, said):
     assert describe_exit(code) == said
+
+
+class _EchoingAnother(LocalTransport):
+    """A device whose runner exits 0 but leaves a result of another attempt (a fake at the
+    Transport seam: a real runner always echoes its own attempt)."""
+
+    def run(self, argv, timeout=None):
+        if any(str(a).endswith("runner.py") for a in argv):
+            job = json.loads((Path(self.workdir) / argv[-1]).read_text())
+            result = Path(self.workdir) / job["result"]
+            result.parent.mkdir(parents=True, exist_ok=True)
+            result.write_text(json.dumps({"job_id": job["job_id"], "attempt": "an-old-one",
+                                          "status": "ok"}))
+            return CommandResult(0, "", "")
+        return super().run(argv, timeout)
+
+
+def test_a_result_of_another_attempt_is_refused(tmp_path):
+    transport = _EchoingAnother("dev", tmp_path / "work")
+    suite = load_suite(ROOT / "suites" / "smoke.yaml")
+    ctx = TargetContext("dev", Target(kind="cpu"), transport, suite, tmp_path / "local",
+                        tmp_path / "cache", runner_dir="runner")
+    document = {"job_id": JOB, "attempt": new_attempt(), "result": f"results/{JOB}.json"}
+    (tmp_path / "work" / "jobs").mkdir(parents=True)
+    (tmp_path / "work" / "jobs" / f"{JOB}.json").write_text(json.dumps(document))
+    with pytest.raises(InfraError) as info:
+        run_fresh(ctx, document)
+    assert info.value.kind == "runner_crash"
+    assert f"stale result for {JOB}" in str(info.value) and "an-old-one" in str(info.value)
 
 
 @pytest.mark.slow
