@@ -212,10 +212,20 @@ def processes_in(workdir: Path) -> dict[int, str]:
 
 
 def runners(workdir: Path, job_id: str = "") -> list[int]:
-    """Runner processes (python .../runner.py jobs/<job_id>...) working in `workdir`."""
-    return [pid for pid, cmd in processes_in(workdir).items()
-            if Path(cmd.split(" ", 1)[0]).name.startswith("python")
-            and "runner.py" in cmd and f"jobs/{job_id}" in cmd]
+    """Runner processes (python .../runner.py jobs/<job_id>...) working in `workdir`: the leaders
+    of their process groups (a runner's forked child, e.g. for `uname -p`, is not another one)."""
+    found = []
+    for pid, cmd in processes_in(workdir).items():
+        if not (Path(cmd.split(" ", 1)[0]).name.startswith("python") and "runner.py" in cmd
+                and f"jobs/{job_id}" in cmd):
+            continue
+        try:
+            pgrp = int((Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[2])
+        except (OSError, IndexError, ValueError):
+            continue
+        if pgrp == pid:
+            found.append(pid)
+    return found
 
 
 def pgrep_runner(workdir: Path) -> str:
