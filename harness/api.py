@@ -18,9 +18,9 @@ from harness import __version__, defaults
 from harness.artifacts import Artifact
 from harness.artifacts.build import Builder
 from harness.config import Inventory, load_inventory, load_suite
-from harness.errors import UserError
+from harness.errors import HarnessError, InternalError, UserError
 from harness.orchestrate import TargetOutcome, dropped_rows, run_plan
-from harness.plan import Plan, make_plan
+from harness.plan import Job, Plan, make_plan
 from harness.report import markdown
 from harness.report.model import Report, build_report
 from harness.results.rundir import LOG_FILE, RunDir, RunMeta
@@ -71,13 +71,16 @@ def build_artifacts(plan: Plan, cache: Path, progress: Any = None,
     if progress:
         builder.step = lambda message: progress.update(task, description=message)
     artifacts: dict[tuple[str, str], Artifact] = {}
-    for spec in plan.models:
-        if cancel is not None and cancel.is_set():
-            break
-        for artifact in builder.build(spec):
-            artifacts[(artifact.model, artifact.variant)] = artifact
-        if progress:
-            progress.advance(task)
+    try:
+        for spec in plan.models:
+            if cancel is not None and cancel.is_set():
+                break
+            for artifact in builder.build(spec):
+                artifacts[(artifact.model, artifact.variant)] = artifact
+            if progress:
+                progress.advance(task)
+    finally:
+        builder.close()
     if progress:
         progress.update(task, description=f"artifacts: {builder.built} built, "
                                           f"{builder.reused} reused from cache")
@@ -102,7 +105,8 @@ class RunRecorder:
     def record(self, outcome: TargetOutcome) -> None:
         """Store a (partial) target outcome."""
         with self._lock:
-            self.run.append(outcome.rows, outcome.series)
+            self.run.append(outcome.rows, outcome.series,
+                            job=job_key(outcome.job) if outcome.job else None)
             self._set_environment(outcome)
 
     def environment(self, outcome: TargetOutcome) -> None:
@@ -129,10 +133,12 @@ class RunRecorder:
 
 def run(suite_path: Path, targets: str | None, inventory_path: Path, out: Path,
         progress: Any = None, resume: Path | None = None, cache: Path | None = None,
-        cancel: threading.Event | None = None,
+        connect: Any = None, cancel: threading.Event | None = None,
         on_run_dir: Callable[[Path], None] | None = None) -> RunResult:
     """Run a suite on targets; every result is stored as soon as it is measured.
 
+    `connect(name, target) -> Transport` replaces the transports (tests). An unexpected exception
+    is logged with its traceback in the run's harness.log and raised as InternalError naming it.
     Once `cancel` is set, no new job starts and running ones are stopped; the run is finished
     from what was measured (`RunResult.interrupted`). `on_run_dir` learns the run directory as
     soon as it exists.
@@ -163,7 +169,7 @@ def run(suite_path: Path, targets: str | None, inventory_path: Path, out: Path,
         plan.jobs = _missing_jobs(plan, rundir)
     if on_run_dir is not None:
         on_run_dir(rundir.path)
-    with _log_to(rundir.file(LOG_FILE)):
+    with _log_to(rundir.file(LOG_FILE)), _internal_errors(rundir.file(LOG_FILE)):
         log.info("run %s: suite %s on %s (%d jobs)", rundir.run_id, suite.name, selected,
                  len(plan.jobs))
         recorder = RunRecorder(rundir, RunMeta(
@@ -175,8 +181,11 @@ def run(suite_path: Path, targets: str | None, inventory_path: Path, out: Path,
             environment=dict(previous.environment) if previous else {}))
         artifacts, builder = build_artifacts(plan, cache, progress, cancel)
         log.info("artifacts: %d built, %d reused from cache", builder.built, builder.reused)
-        if previous is None:
-            rundir.append(dropped_rows(plan) + _quant_rows(plan, artifacts), [])
+        store_artifacts(artifacts.values(), rundir.path.parent.parent)
+        # what the plan left out and what the build made or failed to make (a resumed run
+        # dropped these rows: they are written again from this build)
+        rundir.append(dropped_rows(plan) + _quant_rows(plan, artifacts) + builder.failure_rows,
+                      [])
         measure = progress.add_task("measuring", total=len(plan.jobs)) if progress else None
 
         def advance(target: str) -> None:
@@ -184,7 +193,8 @@ def run(suite_path: Path, targets: str | None, inventory_path: Path, out: Path,
                 progress.advance(measure)
 
         outcomes = run_plan(plan, inventory, artifacts, rundir.targets_dir, cache, recorder.record,
-                            advance, inventory_path=inventory_path, cancel=cancel)
+                            advance, connect=connect, inventory_path=inventory_path,
+                            cancel=cancel)
         for outcome in outcomes:
             recorder.environment(outcome)
         interrupted = cancel is not None and cancel.is_set()
@@ -194,6 +204,26 @@ def run(suite_path: Path, targets: str | None, inventory_path: Path, out: Path,
     failed = [o.name for o in outcomes if o.failed]
     return RunResult(rundir.path, frame, report, failed, builder.built, builder.reused,
                      time.perf_counter() - started, interrupted)
+
+
+def store_artifacts(artifacts: Any, reports: Path) -> int:
+    """Put every built artifact into the artifact store of the reports directory (hard links into
+    the cache): the A/B re-measurement finds the files a baseline was measured with by sha256.
+    A store that cannot be written is logged, not fatal (the run's measurements come first)."""
+    from harness.results.artifact_store import ArtifactStore
+
+    store = ArtifactStore(defaults.artifact_store_dir(reports))
+    count = 0
+    for artifact in artifacts:
+        if not artifact.ok or not artifact.sha256 or not Path(artifact.path).is_file():
+            continue
+        try:
+            store.put(artifact.path, artifact.sha256)
+            count += 1
+        except (OSError, UserError) as exc:
+            log.warning("artifact store %s: %s %s not stored: %s", store.root, artifact.model,
+                        artifact.variant, exc)
+    return count
 
 
 def _quant_rows(plan: Plan, artifacts: dict[tuple[str, str], Artifact]) -> list[dict]:
@@ -207,19 +237,33 @@ def _quant_rows(plan: Plan, artifacts: dict[tuple[str, str], Artifact]) -> list[
             for row in quant_error_rows(artifact, plan.suite.name, spec.threshold)]
 
 
-def _missing_jobs(plan: Plan, rundir: RunDir) -> list:
-    """Jobs of the plan without a successful result in the run; their failure rows are dropped."""
-    ok = [r for r in rundir.rows() if r.get("status") == "ok" and r.get("measurement") == "latency"]
+def job_key(job: Job) -> str:
+    """The key of a job in the run directory: target, model, variant and runtime."""
+    return f"{job.target}/{job.job_id}"
 
-    def done(job: Any) -> bool:  # rows carry the runtime actually used; "auto" matches any
-        return any((r["target"], r["model"], r["variant"]) == (job.target, job.model, job.variant)
-                   and job.runtime in ("auto", r.get("runtime")) for r in ok)
 
-    missing = [job for job in plan.jobs if not done(job)]
-    redo = {(job.target, job.model, job.variant) for job in missing}
-    rundir.drop_rows(lambda r: (r.get("target"), r.get("model"), r.get("variant")) not in redo
-                    or r.get("status") == "skipped")
+def _missing_jobs(plan: Plan, rundir: RunDir) -> list[Job]:
+    """Jobs of the plan that are not done in the run: done means every row the job wrote is
+    there and none of them failed. The rows of the others, and the build's rows (written again
+    from this build), are dropped."""
+    done = {job for job, rows in rundir.complete_jobs().items()
+            if all(row.get("status") != "failed" for row in rows)}
+    missing = [job for job in plan.jobs if job_key(job) not in done]
+    rundir.drop_jobs({job_key(job) for job in missing}, build_rows=True)
     return missing
+
+
+@contextmanager
+def _internal_errors(log_file: Path) -> Iterator[None]:
+    """An exception nobody expected: its traceback into the run log, an InternalError naming it."""
+    try:
+        yield
+    except HarnessError:
+        raise
+    except Exception as exc:
+        log.exception("internal error")
+        raise InternalError(f"internal error: {type(exc).__name__}: {exc}",
+                            log=str(log_file)) from exc
 
 
 def import_run(tool: str, files: list[Path], target: str, model: str, variant: str, out: Path,

@@ -1,6 +1,8 @@
 """Command line: parse arguments, call the API, map errors to exit codes.
 
-Exit codes: 0 ok, 1 regression, 2 user error, 3 a target or tool failed.
+Exit codes (`harness.errors.ExitCode`): 0 ok, 1 regression, 2 user error, 3 a target or tool
+failed, 4 internal error (a bug: the message names the log with the traceback). A run's code comes
+from the kinds of its failed rows (`harness.errors.run_exit_code`).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
     TimeElapsedColumn
 
 from harness import __version__, defaults
-from harness.errors import HarnessError, UserError
+from harness.errors import ExitCode, HarnessError, UserError, run_exit_code
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Benchmark ML models across a fleet of edge devices.")
@@ -30,6 +32,12 @@ InventoryOpt = typer.Option(defaults.INVENTORY, "--inventory", "-i", help="fleet
 BaselinesOpt = typer.Option(defaults.BASELINES_DIR, "--baselines",
                             help="directory of <suite>.json baselines")
 HistoryOpt = typer.Option(defaults.HISTORY_PATH, "--history", help="history database (SQLite)")
+AbOpt = typer.Option(None, "--ab", help="A/B re-measurement of suspect latency rows: auto "
+                                        "(suspects + a rotating sample), all (every latency "
+                                        "median row), off (default: the suite's regression.ab, "
+                                        "auto)")
+NoAbOpt = typer.Option(False, "--no-ab", help="no A/B re-measurement (same as --ab off): suspect "
+                                              "latency rows stay ?")
 
 
 def _check_format(format: str) -> None:
@@ -42,6 +50,19 @@ def _write(text: str, output: Optional[Path]) -> None:
         output.write_text(text)
     else:
         sys.stdout.write(text)
+
+
+def _ab_options(ab: Optional[str], no_ab: bool, inventory: Optional[Path] = None):
+    """The A/B options of --ab / --no-ab (progress lines go to stderr)."""
+    from harness.regress import AB_MODES, ABOptions
+
+    if no_ab and ab not in (None, "off"):
+        raise UserError(f"--no-ab and --ab {ab} contradict each other", hint="give one of them")
+    mode = "off" if no_ab else ab
+    if mode is not None and mode not in AB_MODES:
+        raise UserError(f"--ab: {mode!r} is not one of {', '.join(AB_MODES)}")
+    return ABOptions(mode=mode, inventory_path=inventory,
+                     progress=lambda line: err_console.print(line, style="dim", highlight=False))
 
 
 def _version(value: bool) -> None:
@@ -88,8 +109,14 @@ def run(suite: Optional[Path] = typer.Argument(None, help="suite YAML (omit with
                                        help="folder of committed baselines"),
         history: Optional[Path] = typer.Option(None, "--history",
                                                help="history database (default: OUT/history.sqlite)"),
+        ab: Optional[str] = AbOpt, no_ab: bool = NoAbOpt,
         ) -> None:
-    """Build artifacts, measure them on the targets, store and report the run."""
+    """Build artifacts, measure them on the targets, store and report the run.
+
+    With --compare-baseline / --fail-on-regression, exit 1 only on a regression: latency
+    REGRESSED by the A/B re-measurement, a counted deterministic metric beyond its threshold, or
+    a job that newly fails. Undecided rows (?) are reported and do not fail.
+    """
     from harness import api, regress
     from harness.interrupt import EXIT_CODE, RunInterrupt, resume_command
     from harness.report import terminal
@@ -97,6 +124,7 @@ def run(suite: Optional[Path] = typer.Argument(None, help="suite YAML (omit with
 
     if suite is None and resume is None:
         raise UserError("give a suite file, or --resume RUN_DIR")
+    ab_options = _ab_options(ab, no_ab)  # the inventory: the one the run recorded
     interrupt = RunInterrupt()
     with interrupt.installed(), _progress() as progress:
         result = api.run(suite or Path(), targets, inventory, out, progress=progress, resume=resume,
@@ -113,7 +141,7 @@ def run(suite: Optional[Path] = typer.Argument(None, help="suite YAML (omit with
                               compare_baseline=compare_baseline or fail_on_regression,
                               update_baseline=update_baseline,
                               history_path=history or defaults.history_path(out),
-                              baselines=baselines)
+                              baselines=baselines, ab=ab_options)
     if after.comparison is not None:
         render_rich(after.comparison.comparison, console, title=after.comparison.title)
     if after.missing_baseline is not None:
@@ -123,10 +151,15 @@ def run(suite: Optional[Path] = typer.Argument(None, help="suite YAML (omit with
         console.print(f"baseline written: {after.baseline_written}")
     if result.failed_targets:
         err_console.print(f"[red]target(s) failed: {', '.join(result.failed_targets)}[/red]")
+    frame = result.frame
+    code = run_exit_code(frame.loc[frame["status"] == "failed", "error_kind"])
+    if code == ExitCode.INTERNAL:
+        err_console.print(f"[red]internal error in a job: traceback in "
+                          f"{result.run_dir / 'harness.log'}[/red]")
     if fail_on_regression and after.regressed:
-        raise typer.Exit(1)
-    if result.failed_targets:
-        raise typer.Exit(3)
+        raise typer.Exit(ExitCode.REGRESSION)
+    if code:
+        raise typer.Exit(code)
 
 
 @app.command()
@@ -214,14 +247,23 @@ def compare(run_dir: Path = typer.Argument(..., help="a stored run directory"),
             baselines: Path = BaselinesOpt, history_path: Path = HistoryOpt,
             no_history_noise: bool = typer.Option(False, "--no-history-noise",
                                                   help="ignore run-to-run noise in the history"),
+            ab: Optional[str] = AbOpt, no_ab: bool = NoAbOpt,
+            inventory: Optional[Path] = typer.Option(None, "--inventory", "-i",
+                                                     help="fleet for the A/B re-measurement "
+                                                          "(default: the run's inventory)"),
             ) -> None:
-    """Compare a run with its baseline or another run; exit 1 on a regression."""
+    """Compare a run with its baseline or another run; exit 1 on a regression.
+
+    Suspect latency rows are re-measured A/B on their target (when it is reachable); exit 1 only
+    on latency REGRESSED by A/B, a counted deterministic regression or a newly failing job.
+    """
     from harness import regress
     from harness.report.comparison import render_rich, to_csv, to_markdown
 
     _check_format(format)
     result = regress.compare_run(run_dir, against, baselines=baselines, history_path=history_path,
-                                 use_history_noise=not no_history_noise)
+                                 use_history_noise=not no_history_noise,
+                                 ab=_ab_options(ab, no_ab, inventory))
     if format == "terminal":
         render_rich(result.comparison, console, title=result.title, show_unchanged=show_all)
     else:
@@ -240,11 +282,18 @@ def baseline_set(run_dirs: list[Path] = typer.Argument(
                      ..., help="the run that becomes the baseline; give 4+ runs (oldest first) "
                                "to also record their run-to-run noise"),
                  baselines: Path = BaselinesOpt) -> None:
-    """Make a stored run (the last one given) the baseline of its suite."""
+    """Make a stored run (the last one given) the baseline of its suite.
+
+    Pins it: the artifact of every latency row must be in the artifact store beside the run
+    (`<reports>/artifacts`, or $HARNESS_ARTIFACT_STORE), for the A/B re-measurement.
+    """
+    from harness.results.artifact_store import store_of_run
     from harness.results.baseline import set_baseline
 
-    path = set_baseline(run_dirs if len(run_dirs) > 1 else run_dirs[0], baselines)
-    console.print(f"baseline written: {path}  (commit it: git add {path})")
+    store = store_of_run(run_dirs[-1])
+    path = set_baseline(run_dirs if len(run_dirs) > 1 else run_dirs[0], baselines, store=store)
+    console.print(f"baseline written: {path}  (commit it: git add {path}); its artifacts are "
+                  f"pinned in {store.root}")
 
 
 @baseline_app.command("show")
@@ -324,7 +373,23 @@ def entry() -> None:
     except typer.exceptions.TyperException as exc:  # usage errors (bad option, missing argument)
         exc.show()
         sys.exit(exc.exit_code)
+    except Exception as exc:  # a bug: never exit 1, the code of a regression
+        log = _crash_log()
+        err_console.print(f"[red]internal error:[/red] {type(exc).__name__}: {exc} (traceback in "
+                          f"{log})", soft_wrap=True, highlight=False)
+        sys.exit(ExitCode.INTERNAL)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _crash_log() -> str:
+    """Write the current exception's traceback to a new file; its path."""
+    import tempfile
+    import traceback
+
+    fd, path = tempfile.mkstemp(prefix="harness-crash-", suffix=".log")
+    with open(fd, "w") as handle:
+        handle.write(traceback.format_exc())
+    return path
 
 
 if __name__ == "__main__":

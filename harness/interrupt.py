@@ -18,7 +18,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-EXIT_CODE = 130  # 128 + SIGINT, what a shell reports for a command stopped by Ctrl-C
+from harness.errors import ExitCode
+
+EXIT_CODE = ExitCode.INTERRUPTED  # 128 + SIGINT, what a shell reports for Ctrl-C
 
 
 def resume_command(run_dir: Path) -> str:

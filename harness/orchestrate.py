@@ -13,22 +13,13 @@ from harness.artifacts import Artifact
 from harness.config import Inventory, Suite, Target
 from harness.devices import KINDS
 from harness.devices.base import DeviceKind, TargetContext
-from harness.errors import HarnessError, InfraError
+from harness.errors import ErrorKind, HarnessError, InfraError, exit_code_of, is_fatal
 from harness.plan import Job, Plan
 from harness.results.schema import failure_row, make_row
 from harness.transport import Transport
 from harness.transport import lock as device_lock
 
 log = logging.getLogger("harness.orchestrate")
-# errors after which the rest of a target's jobs cannot run either
-FATAL_KINDS = {"unreachable", "auth", "hostkey", "runtime_missing", "tool_missing", "busy",
-               "disk_full"}
-# errors that make a run exit 3 (the target or a tool failed); a model the device cannot run
-# (conversion_failed, unsupported_op, does_not_fit, ...) is a result, not an infrastructure failure
-INFRA_KINDS = FATAL_KINDS | {"timeout", "runner_crash", "push_failed", "device_missing",
-                             "tool_failed", "infra", "user_error", "onnxruntime_missing",
-                             "trtexec_failed", "compile_failed", "push_corrupt", "workdir",
-                             "device_mismatch"}
 
 
 @dataclass
@@ -40,6 +31,7 @@ class TargetOutcome:
     series: list[dict] = field(default_factory=list)
     environment: dict[str, Any] = field(default_factory=dict)
     failed: bool = False
+    job: Job | None = None  # set on the partial outcome of one job
 
 
 Sink = Callable[[TargetOutcome], None]
@@ -107,17 +99,21 @@ def run_target(name: str, target: Target, plan: Plan, artifacts: dict[tuple[str,
                 break
             job_rows, job_series = _run_job(kind, ctx, job, artifacts[(job.model, job.variant)],
                                             fatal)
-            failure = next((r for r in job_rows if r.get("status") == "failed"
-                            and r.get("error_kind") in INFRA_KINDS), None)
-            if failure is not None:
+            # model results (exit class 0) are rows only; anything else fails the target, and a
+            # fatal kind stops its later jobs with the same cause (harness.errors classifies)
+            failures = [r for r in job_rows if r.get("status") == "failed"
+                        and exit_code_of(r.get("error_kind"))]
+            if failures:
                 outcome.failed = True
-                if fatal is None and failure["error_kind"] in FATAL_KINDS:
-                    fatal = InfraError(failure["message"], kind=failure["error_kind"],
-                                       phase=failure.get("phase"))
+                cause = next((r for r in failures if is_fatal(r["error_kind"])), None)
+                if fatal is None and cause is not None:
+                    fatal = InfraError(cause["message"], kind=cause["error_kind"],
+                                       phase=cause.get("phase"))
             outcome.rows += job_rows
             outcome.series += job_series
             outcome.environment = dict(ctx.environment)
-            sink(TargetOutcome(name, job_rows, job_series, outcome.environment, outcome.failed))
+            sink(TargetOutcome(name, job_rows, job_series, outcome.environment, outcome.failed,
+                               job))
             advance(name)
     finally:
         if held is not None:
@@ -140,14 +136,25 @@ def _run_job(kind: DeviceKind, ctx: TargetContext, job: Job, artifact: Artifact,
     if fatal is not None:
         return _build_only(kind, ctx, job, artifact, fields) + [
             _job_failure(job, artifact, fields, fatal)], []
+    step = "run"
     try:
         if not ctx.runner_dir:
             ctx.ensure_runner()
+        step = "build"
         prepared = kind.prepare(ctx.target, artifact, ctx.cache)
+        step = "run"
         return kind.execute(ctx, job, prepared)
     except HarnessError as exc:
         log.warning("%s: %s %s failed: %s", ctx.name, job.model, job.variant, exc)
         return [_job_failure(job, artifact, fields, exc)], []
+    except Exception as exc:  # noqa: BLE001 - one job's crash is its row; the run goes on
+        # a device artifact step that crashed (compiler, exporter) is a tool failure; anything
+        # else is a bug in the harness: its traceback goes to the run log
+        log.exception("%s: %s %s: %s step failed", ctx.name, job.model, job.variant, step)
+        error = InfraError(f"{type(exc).__name__}: {exc} (traceback in the run's harness.log)",
+                           kind=ErrorKind.BUILD_FAILED if step == "build"
+                           else ErrorKind.INTERNAL_ERROR, phase=step)
+        return [_job_failure(job, artifact, fields, error)], []
 
 
 def _build_only(kind: DeviceKind, ctx: TargetContext, job: Job, artifact: Artifact,
@@ -157,7 +164,9 @@ def _build_only(kind: DeviceKind, ctx: TargetContext, job: Job, artifact: Artifa
         prepared = kind.prepare(ctx.target, artifact, ctx.cache)
         return kind.build_rows(prepared, dict(fields, model=job.model, variant=job.variant,
                                               artifact_sha256=artifact.sha256))
-    except HarnessError as exc:
+    except Exception as exc:  # noqa: BLE001 - a crashed device artifact step is its row
+        if not isinstance(exc, HarnessError):
+            log.exception("%s: %s %s: build step failed", ctx.name, job.model, job.variant)
         return [failure_row(measurement="build", error_kind=getattr(exc, "kind", "build_failed"),
                             message=str(exc), phase="build", model=job.model, variant=job.variant,
                             **fields)]

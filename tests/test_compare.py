@@ -74,7 +74,7 @@ def test_new_build_is_compared_not_skipped():
     c = compare(cur, base)
     size = row(c, "size_bytes")
     assert size["mark"] == "+" and size["counts"] and size["change_pct"] == pytest.approx(100)
-    assert "artifact aaaaaaaaaaaa -> bbbbbbbbbbbb" in size["changed"]
+    assert f"artifact {SHA[:12]} -> {SHA_B[:12]}" in size["changed"]
     assert c.regressed and c.exit_code() == 1
     # the latency of the new build is suspect (stored runs are no evidence): re-measure, not x
     lat = row(c)
