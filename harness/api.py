@@ -10,7 +10,7 @@ import time
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import pandas as pd
 
@@ -43,6 +43,7 @@ class RunResult:
     built: int
     reused: int
     seconds: float
+    interrupted: bool = False  # stopped by Ctrl-C: partial, `harness run --resume` completes it
 
 
 def public_entry(inventory: Inventory, name: str) -> dict[str, Any]:
@@ -69,8 +70,10 @@ def _log_to(path: Path, capture_output: bool = False) -> Iterator[None]:
         handler.close()
 
 
-def build_artifacts(plan: Plan, cache: Path, progress: Any = None) -> tuple[dict, Builder]:
-    """Build (or reuse) every artifact the plan needs; the progress task counts artifacts."""
+def build_artifacts(plan: Plan, cache: Path, progress: Any = None,
+                    cancel: threading.Event | None = None) -> tuple[dict, Builder]:
+    """Build (or reuse) every artifact the plan needs (until `cancel` is set); the progress task
+    counts artifacts."""
     builder = Builder(plan.suite, plan.suite_path, cache)
     total = sum(len(variants_for(spec, plan.suite)) for spec in plan.models)
     task = progress.add_task("building artifacts", total=total, unit="artifacts") \
@@ -80,6 +83,8 @@ def build_artifacts(plan: Plan, cache: Path, progress: Any = None) -> tuple[dict
     artifacts: dict[tuple[str, str], Artifact] = {}
     try:
         for spec in plan.models:
+            if cancel is not None and cancel.is_set():
+                break
             built = builder.build(spec)
             for artifact in built:
                 artifacts[(artifact.model, artifact.variant)] = artifact
@@ -118,10 +123,11 @@ class RunRecorder:
             with self._lock:
                 self._set_environment(outcome)
 
-    def finish(self, seconds: float) -> tuple[pd.DataFrame, Report]:
+    def finish(self, seconds: float, interrupted: bool = False) -> tuple[pd.DataFrame, Report]:
         """Write the run time, results.csv and report.md; the tidy frame and the report."""
         with self._lock:
-            self._meta = dataclasses.replace(self._meta, seconds=round(seconds, 1))
+            extra = dict(self._meta.extra, interrupted=True) if interrupted else self._meta.extra
+            self._meta = dataclasses.replace(self._meta, seconds=round(seconds, 1), extra=extra)
             self.run.write_meta(self._meta)
             frame = self.run.finish()
             report = build_report(frame, self._meta.to_json())
@@ -135,7 +141,9 @@ class RunRecorder:
 
 def run(suite_path: Path, targets: str | None, inventory_path: Path, out: Path,
         progress: Any = None, resume: Path | None = None, cache: Path | None = None,
-        connect: Any = None, capture_output: bool = False) -> RunResult:
+        connect: Any = None, capture_output: bool = False,
+        cancel: threading.Event | None = None,
+        on_run_dir: Callable[[Path], None] | None = None) -> RunResult:
     """Run a suite on targets; every result is stored as soon as it is measured.
 
     `progress`: a `rich.progress.Progress` (or `harness.progress.PlainProgress`): one task counting
@@ -144,6 +152,9 @@ def run(suite_path: Path, targets: str | None, inventory_path: Path, out: Path,
     into the run's harness.log (`harness.logs`; the caller keeps its own terminal streams).
     `connect(name, target) -> Transport` replaces the transports (tests). An unexpected exception
     is logged with its traceback in the run's harness.log and raised as InternalError naming it.
+    Once `cancel` is set, no new job starts and running ones are stopped; the run is finished
+    from what was measured (`RunResult.interrupted`). `on_run_dir` learns the run directory as
+    soon as it exists.
     """
     started = time.perf_counter()
     previous: RunMeta | None = None
@@ -169,6 +180,8 @@ def run(suite_path: Path, targets: str | None, inventory_path: Path, out: Path,
         rundir = RunDir.create(out, suite.name)
     else:
         plan.jobs = _missing_jobs(plan, rundir)
+    if on_run_dir is not None:
+        on_run_dir(rundir.path)
     with _log_to(rundir.file(LOG_FILE), capture_output), _internal_errors(rundir.file(LOG_FILE)):
         log.info("run %s: suite %s on %s (%d jobs)", rundir.run_id, suite.name, selected,
                  len(plan.jobs))
@@ -179,7 +192,7 @@ def run(suite_path: Path, targets: str | None, inventory_path: Path, out: Path,
             controller={"python": platform.python_version(), "os": platform.platform()},
             inventory={name: public_entry(inventory, name) for name in selected},
             environment=dict(previous.environment) if previous else {}))
-        artifacts, builder = build_artifacts(plan, cache, progress)
+        artifacts, builder = build_artifacts(plan, cache, progress, cancel)
         log.info("artifacts: %d built, %d reused from cache", builder.built, builder.reused)
         store_artifacts(artifacts.values(), rundir.path.parent.parent)
         # what the plan left out and what the build made or failed to make (a resumed run
@@ -195,13 +208,17 @@ def run(suite_path: Path, targets: str | None, inventory_path: Path, out: Path,
                 progress.advance(measuring[target])
 
         outcomes = run_plan(plan, inventory, artifacts, rundir.targets_dir, cache, recorder.record,
-                            advance, connect=connect, inventory_path=inventory_path)
+                            advance, connect=connect, inventory_path=inventory_path,
+                            cancel=cancel)
         for outcome in outcomes:
             recorder.environment(outcome)
-        frame, report = recorder.finish(time.perf_counter() - started)
+        interrupted = cancel is not None and cancel.is_set()
+        if interrupted:
+            log.warning("run %s interrupted: finishing it from what was measured", rundir.run_id)
+        frame, report = recorder.finish(time.perf_counter() - started, interrupted)
     failed = [o.name for o in outcomes if o.failed]
     return RunResult(rundir.path, frame, report, failed, builder.built, builder.reused,
-                     time.perf_counter() - started)
+                     time.perf_counter() - started, interrupted)
 
 
 def store_artifacts(artifacts: Any, reports: Path) -> int:

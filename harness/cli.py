@@ -141,19 +141,27 @@ def run(suite: Optional[Path] = typer.Argument(None, help="suite YAML (omit with
     a job that newly fails. Undecided rows (?) are reported and do not fail.
     """
     from harness import api, regress
+    from harness.interrupt import EXIT_CODE, RunInterrupt, resume_command
     from harness.report import terminal
     from harness.report.comparison import render_rich
 
     if suite is None and resume is None:
         raise UserError("give a suite file, or --resume RUN_DIR")
     ab_options = _ab_options(ab, no_ab)  # the inventory: the one the run recorded
-    with _run_console() as (progress, quiet):
+    interrupt = RunInterrupt()
+    with interrupt.installed(), _run_console() as (progress, quiet):
         result = api.run(suite or Path(), targets, inventory, out, progress=progress,
-                         resume=resume, capture_output=quiet)
+                         resume=resume, capture_output=quiet, cancel=interrupt.cancel,
+                         on_run_dir=interrupt.started)
     terminal.render(result.report, console)
     console.print(f"[bold]run stored in[/bold] {result.run_dir}  "
                   f"(artifacts: {result.built} built, {result.reused} reused from cache; "
                   f"{result.seconds:.1f} s)")
+    if result.interrupted:
+        _write_html_report(result.run_dir, history or defaults.history_path(out))
+        err_console.print(f"[red]interrupted[/red]: the run is incomplete; complete it with: "
+                          f"{resume_command(result.run_dir)}", soft_wrap=True, highlight=False)
+        raise typer.Exit(EXIT_CODE)
     after = regress.after_run(result.run_dir,
                               compare_baseline=compare_baseline or fail_on_regression,
                               update_baseline=update_baseline,

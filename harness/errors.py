@@ -7,7 +7,7 @@ that holds the traceback.
 
 Every failure row carries an `error_kind`, one of `ErrorKind`; each kind has its exit-code class
 (`ExitCode`): a model result (a row only, exit 0), a user error (2), an infrastructure or tool
-failure (3), an internal error (4). The orchestrator (which failures stop a target's later jobs)
+failure (3), an internal error (4), a job stopped by Ctrl-C (130). The orchestrator (which failures stop a target's later jobs)
 and the CLI (the run's exit code) both ask `exit_code_of` / `is_fatal` / `run_exit_code`; the kinds
 are listed with their meaning in docs/CONTRACTS.md ("Error kinds").
 """
@@ -26,6 +26,7 @@ class ExitCode(IntEnum):
     USER = 2
     INFRA = 3
     INTERNAL = 4
+    INTERRUPTED = 130  # Ctrl-C: 128 + SIGINT, as a shell reports it
 
 
 _MODEL, _USER, _INFRA, _INTERNAL = ExitCode.OK, ExitCode.USER, ExitCode.INFRA, ExitCode.INTERNAL
@@ -92,9 +93,12 @@ class ErrorKind(StrEnum):
     VERIFY_FAILED = "verify_failed", _INFRA
     DISK_FULL = "disk_full", _INFRA, True
     NO_NETWORK = "no_network", _INFRA
+    BUSY = "busy", _INFRA, True
     INFRA = "infra", _INFRA
     # a bug in the harness (exit 4)
     INTERNAL_ERROR = "internal_error", _INTERNAL
+    # the run was stopped by Ctrl-C before this job finished (`--resume` runs it again)
+    INTERRUPTED = "interrupted", ExitCode.INTERRUPTED
 
 
 def error_kind(kind: str | None) -> ErrorKind | None:
@@ -120,7 +124,7 @@ def is_fatal(kind: str | None) -> bool:
 
 def run_exit_code(failed_kinds: Iterable[str | None]) -> ExitCode:
     """The exit code of a run whose failed rows have these kinds: the highest class among them
-    (internal 4 > infrastructure 3 > user 2 > model results 0)."""
+    (interrupted 130 > internal 4 > infrastructure 3 > user 2 > model results 0)."""
     return max((exit_code_of(kind) for kind in failed_kinds), default=ExitCode.OK)
 
 

@@ -17,6 +17,7 @@ from harness.errors import ErrorKind, HarnessError, InfraError, exit_code_of, is
 from harness.plan import Job, Plan
 from harness.results.schema import failure_row, make_row
 from harness.transport import Transport
+from harness.transport import lock as device_lock
 
 log = logging.getLogger("harness.orchestrate")
 
@@ -40,8 +41,10 @@ Advance = Callable[[str], None]
 def run_plan(plan: Plan, inventory: Inventory, artifacts: dict[tuple[str, str], Artifact],
              local_root: Path, cache: Path, sink: Sink, advance: Advance,
              connect: Callable[[str, Target], Transport] | None = None,
-             inventory_path: Path | None = None) -> list[TargetOutcome]:
-    """Run every target concurrently; `sink` receives partial outcomes as jobs finish."""
+             inventory_path: Path | None = None,
+             cancel: threading.Event | None = None) -> list[TargetOutcome]:
+    """Run every target concurrently; `sink` receives partial outcomes as jobs finish. Once
+    `cancel` is set no job starts, and running commands are stopped (by the transports)."""
     from harness.transport import connect as default_connect
 
     connect = connect or (lambda name, target: default_connect(name, target, inventory_path))
@@ -59,7 +62,7 @@ def run_plan(plan: Plan, inventory: Inventory, artifacts: dict[tuple[str, str], 
             host = inventory.targets[target.via]
             reach = lambda _name, _target: connect(target.via, host)  # noqa: E731
         return run_target(name, target, plan, artifacts, local_root / name, cache, locked_sink,
-                          advance, reach)
+                          advance, reach, cancel)
 
     with ThreadPoolExecutor(max_workers=max(1, len(plan.targets))) as pool:
         return list(pool.map(one, plan.targets))
@@ -90,19 +93,24 @@ def controller_work(plan: Plan, inventory: Inventory, artifacts: dict[tuple[str,
 
 def run_target(name: str, target: Target, plan: Plan, artifacts: dict[tuple[str, str], Artifact],
                local_dir: Path, cache: Path, sink: Sink, advance: Advance,
-               connect: Callable[[str, Target], Transport]) -> TargetOutcome:
+               connect: Callable[[str, Target], Transport],
+               cancel: threading.Event | None = None) -> TargetOutcome:
     """All jobs of one target, one at a time; failures become rows and the rest goes on.
 
     After a failure that no later job can escape (unreachable, auth, runtime or tool missing), the
     remaining jobs are recorded as failed with the same cause, but their device artifacts are still
-    built, so the user sees what would have been deployed.
+    built, so the user sees what would have been deployed. The jobs run while the target holds
+    its device lock; once `cancel` is set, no further job starts.
     """
     outcome = TargetOutcome(name)
     kind = KINDS[target.kind]
     fatal: InfraError | None = None
     transport: Transport | None = None
+    held: device_lock.DeviceLock | None = None
     try:
         transport = connect(name, target)
+        transport.cancel = cancel  # type: ignore[attr-defined] # polled while commands run
+        held = device_lock.acquire(transport, name, target.lock_timeout, cancel)
     except HarnessError as exc:
         fatal = exc if isinstance(exc, InfraError) else InfraError(
             str(exc), kind="user_error", phase="connect")
@@ -111,6 +119,8 @@ def run_target(name: str, target: Target, plan: Plan, artifacts: dict[tuple[str,
                         profile_spec=_profile_spec(plan.suite))
     try:
         for job in plan.jobs_for(name):
+            if cancel is not None and cancel.is_set():
+                break
             job_rows, job_series = _run_job(kind, ctx, job, artifacts[(job.model, job.variant)],
                                             fatal)
             # model results (exit class 0) are rows only; anything else fails the target, and a
@@ -130,6 +140,8 @@ def run_target(name: str, target: Target, plan: Plan, artifacts: dict[tuple[str,
                                job))
             advance(name)
     finally:
+        if held is not None:
+            held.release()
         if transport is not None:
             transport.close()
     return outcome

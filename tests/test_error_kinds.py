@@ -23,7 +23,7 @@ from testutil import ROOT
 DEVICE_ERRORS = {"RunnerError", "OpSplitError", "SerialError", "_error"}
 SKETCH = ROOT / "targets" / "arduino" / "harness_tflm.ino.in"
 CLASS_NAMES = {ExitCode.OK: "model", ExitCode.USER: "user", ExitCode.INFRA: "infra",
-               ExitCode.INTERNAL: "internal"}
+               ExitCode.INTERNAL: "internal", ExitCode.INTERRUPTED: "interrupted"}
 
 
 def _name(func: ast.expr) -> str:

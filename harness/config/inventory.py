@@ -45,6 +45,8 @@ class Target(Strict):
     keepalive: float = Field(5.0, gt=0, description="SSH keep-alive interval, s")
     link_timeout: float = Field(15.0, gt=0, description="TCP_USER_TIMEOUT: unacknowledged data may "
                                 "wait this long before a silently dead link fails, s")
+    lock_timeout: float = Field(600.0, ge=0, description="how long to wait while another "
+                                "controller holds the device lock, s")
     workdir: str = "~/.cache/harness"
     python: str | None = Field(None, description="python on the target (default: python3; the "
                                                   "controller's own interpreter for a local target)")
