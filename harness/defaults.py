@@ -10,6 +10,7 @@ REPORTS_DIR = Path("reports")              # runs are stored in REPORTS_DIR/<sui
 BASELINES_DIR = Path("baselines")          # <suite>.json, created by `harness baseline set`
 HISTORY_FILE = "history.sqlite"            # in the reports directory
 CACHE_ENV = "HARNESS_CACHE"
+HISTORY_ENV = "HARNESS_HISTORY"            # a history for every command: a file or postgresql://…
 
 
 def history_path(reports: Path = REPORTS_DIR) -> Path:
@@ -18,6 +19,12 @@ def history_path(reports: Path = REPORTS_DIR) -> Path:
 
 
 HISTORY_PATH = history_path()
+
+
+def history_location(reports: Path = REPORTS_DIR) -> Path | str:
+    """The history commands use: $HARNESS_HISTORY (an SQLite file, or a postgresql:// URL that
+    several controllers share), else the reports directory's history.sqlite."""
+    return os.environ.get(HISTORY_ENV) or history_path(reports)
 
 
 def cache_dir() -> Path:

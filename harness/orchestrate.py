@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -14,6 +15,7 @@ from harness.config import Inventory, Suite, Target
 from harness.devices import KINDS
 from harness.devices.base import DeviceKind, TargetContext
 from harness.errors import HarnessError, InfraError
+from harness.lab import lease
 from harness.plan import Job, Plan
 from harness.results.schema import failure_row, make_row
 from harness.transport import Transport
@@ -83,12 +85,17 @@ def run_target(name: str, target: Target, plan: Plan, artifacts: dict[tuple[str,
     kind = KINDS[target.kind]
     fatal: InfraError | None = None
     transport: Transport | None = None
+    leased = ExitStack()  # the target's labgrid place, held until its jobs are done
     try:
+        target = leased.enter_context(lease(name, target))
         transport = connect(name, target)
     except HarnessError as exc:
         fatal = exc if isinstance(exc, InfraError) else InfraError(
             str(exc), kind="user_error", phase="connect")
         fatal.phase = fatal.phase or "connect"
+    except BaseException:
+        leased.close()
+        raise
     ctx = TargetContext(name, target, transport, plan.suite, local_dir, cache,  # type: ignore[arg-type]
                         profile_spec=_profile_spec(plan.suite))
     try:
@@ -110,6 +117,7 @@ def run_target(name: str, target: Target, plan: Plan, artifacts: dict[tuple[str,
     finally:
         if transport is not None:
             transport.close()
+        leased.close()
     return outcome
 
 

@@ -81,7 +81,7 @@ def load_reference(against: str | Path | None, suite: str, *,
     if candidate.is_dir():
         run = RunDir.open(candidate)
         return Reference(run.frame(), run.samples(), run.meta().environment, f"run {candidate}")
-    if history_path.is_file():
+    if History(history_path).exists():
         frame, samples, meta = History(history_path).run_frame(str(against))
         return Reference(frame, samples, meta.environment, f"run {against} (history)")
     raise UserError(f"--against {against}: not a baseline file, a run directory or a run id",
@@ -105,7 +105,7 @@ def compare_with(run_dir: Path | RunDir, reference: Reference, *,
     run = run_dir if isinstance(run_dir, RunDir) else RunDir.open(run_dir)
     frame, meta = run.frame(), run.meta()
     noise = dict(reference.noise)
-    if use_history_noise and history_path.is_file():
+    if use_history_noise and History(history_path).exists():
         known = History(history_path).noise(run.suite_name(), exclude_run=meta.run_id)
         for key, sd in known.items():
             noise[key] = max(sd, noise.get(key, 0.0))
