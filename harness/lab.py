@@ -122,11 +122,11 @@ def resolve_target(name: str, target: "Target", held: Acquired) -> "Target":
 
     what = ", ".join(f"{cls} {res_name}" for res_name, cls in sorted(held.resources)) or "none"
     if target.kind == "arduino":
-        found, wanted = by_class(SERIAL_CLASSES), "a serial port (RawSerialPort or USBSerialPort)"
+        found, wanted = by_class(SERIAL_CLASSES), "serial port (RawSerialPort or USBSerialPort)"
     else:
-        found, wanted = by_class(("NetworkService",)), "a NetworkService (address, port, username)"
+        found, wanted = by_class(("NetworkService",)), "NetworkService (address, port, username)"
     if len(found) != 1:
-        problem = "has no" if not found else f"has {len(found)} resources for"
+        problem = "has no" if not found else f"has {len(found)} resources of one kind:"
         raise UserError(f"target {name!r}: labgrid place {held.place!r} {problem} {wanted}; "
                         f"its resources: {what}",
                         hint="the harness needs exactly one; match it to the place with "
