@@ -27,7 +27,7 @@ from typing import Any, Callable, Iterator
 from sqlalchemy import (Column, Float, Index, Integer, MetaData, Table, Text, create_engine, event,
                         inspect, select, text)
 from sqlalchemy.engine import URL, Connection, Engine, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError
 from sqlalchemy.pool import NullPool
 
 from harness.errors import InfraError, UserError
@@ -124,9 +124,11 @@ def reporting(url: URL) -> Iterator[None]:
         yield
     except DBAPIError as exc:
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-        raise InfraError(f"history database {label(url)}: {reason}", kind="unreachable",
-                         phase="history",
-                         hint="is the database server running and the URL right?") from exc
+        reach = isinstance(exc, OperationalError) and url.get_backend_name() != "sqlite"
+        raise InfraError(f"history database {label(url)}: {reason}",
+                         kind="unreachable" if reach else "infra", phase="history",
+                         hint="is the database server running and the URL right?" if reach
+                         else None) from exc
 
 
 # --------------------------------------------------------------------------- migrations
