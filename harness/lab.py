@@ -42,7 +42,7 @@ SERIAL_CLASSES = ("NetworkSerialPort",)  # how an exporter publishes RawSerialPo
 INSTALL_HINT = "install the lab extra: pip install 'harness[lab]' (labgrid)"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Acquired:
     """A place this controller holds: what it was given and how long it waited."""
 
@@ -87,15 +87,33 @@ def lease(name: str, target: "Target",
         log.error("%s: %s", name, exc)
         raise
     since = time.monotonic()
+    _HELD.add(held)
     try:
         resolved = resolve_target(name, target, held)
         log.info("%s: acquired place %s on %s after %.1f s (%s)", name, spec.place, address,
                  held.waited_s, describe(resolved))
         yield resolved
     finally:
-        _client().release(held)
-        log.info("%s: released place %s (held %.1f s)", name, spec.place,
-                 time.monotonic() - since)
+        if held in _HELD:
+            _HELD.discard(held)
+            _client().release(held)
+            log.info("%s: released place %s (held %.1f s)", name, spec.place,
+                     time.monotonic() - since)
+
+
+def release_held(timeout: float = 10.0) -> list[str]:
+    """Release every place this process holds, at once (best effort, within `timeout`); the
+    places released. For an exit that cannot wait for the leases to end (a second Ctrl-C):
+    labgrid keeps a place acquired when its holder dies."""
+    released = []
+    for held in list(_HELD):
+        _HELD.discard(held)
+        try:
+            _client().release(held, timeout)
+            released.append(held.place)
+        except Exception as exc:  # exiting anyway: say what is left held
+            log.error("place %s on %s may still be held: %s", held.place, held.coordinator, exc)
+    return released
 
 
 def describe(target: "Target") -> str:
@@ -186,17 +204,18 @@ class _LabClient:
         self.opening: dict[str, asyncio.Lock] = {}
         threading.Thread(target=self.loop.run_forever, name="labgrid", daemon=True).start()
 
-    def _run(self, coro: Any) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+    def _run(self, coro: Any, timeout: float | None = None) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
     def acquire(self, address: str, place: str, timeout: float,
                 cancel: threading.Event | None) -> Acquired:
         return self._run(self._acquire(address, place, timeout, cancel))
 
-    def release(self, held: Acquired) -> None:
-        for attempt in range(3):
+    def release(self, held: Acquired, timeout: float | None = None) -> None:
+        """Release a place (three tries; the last failure is logged, not raised)."""
+        for attempt in range(1 if timeout else 3):
             try:
-                self._run(self._release(held))
+                self._run(self._release(held), timeout)
                 return
             except HarnessError as exc:
                 if attempt == 2:
@@ -325,6 +344,7 @@ def _holder(place: Any, me: str) -> str | None:
     return None
 
 
+_HELD: set[Acquired] = set()  # the places this process holds now
 _CLIENT: _LabClient | None = None
 _CLIENT_LOCK = threading.Lock()
 

@@ -230,3 +230,14 @@ def _wait_for(condition, timeout: float = 60) -> None:
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.1)
+
+
+def test_release_held_frees_the_places_of_a_process_that_must_exit_now(places):
+    """What an abort (a second Ctrl-C) calls before it exits: the lease is still open."""
+    from harness.lab import release_held
+
+    with lease("rpi", target(places, "svc-1")):
+        assert places.holder("svc-1") is not None
+        assert release_held() == ["svc-1"]
+        assert places.holder("svc-1") is None
+    assert release_held() == []
