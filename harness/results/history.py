@@ -109,17 +109,21 @@ class History:
     def __repr__(self) -> str:
         return f"History({self.location!r})"
 
-    def _connect(self) -> Any:
+    def _connect(self, write: bool = False) -> Any:
         """A transaction on a store at the current schema (made or migrated on first use)."""
         if self._engine is None:
             if self.path is not None:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
             self._engine = db.make_engine(self.url)
         if not self._ready:
-            with db.reporting(self.url), self._engine.begin() as connection:
-                db.migrate(connection, self.location)
+            with db.reporting(self.url):
+                with self._engine.begin() as connection:
+                    current = db.stored_version(connection) == db.SCHEMA_VERSION
+                if not current:
+                    with self._engine.execution_options(**{db.WRITE: True}).begin() as connection:
+                        db.migrate(connection, self.location)
             self._ready = True
-        return self._engine.begin()
+        return self._engine.execution_options(**{db.WRITE: write}).begin()
 
     def exists(self) -> bool:
         """Whether the store holds a history (a file there; a database with its tables)."""
@@ -173,7 +177,7 @@ class History:
         run_row = dict(run_id=run_id, suite=suite, started=run_started(run_id, run_json),
                        appended=_now(), harness_version=harness_version, path=path,
                        run_json=json.dumps(run_json, default=str))
-        with db.reporting(self.url), self._connect() as connection:
+        with db.reporting(self.url), self._connect(write=True) as connection:
             db.run_lock(connection, run_id)
             for table in db.RUN_TABLES:
                 connection.execute(table.delete().where(table.c.run_id == run_id))

@@ -11,8 +11,8 @@ driver). Both hold the same tables, made by SQLAlchemy Core from one definition:
   samples       raw sample series (JSON arrays), one row per series, and `seq`
   environments  the environment per run and target, with the fingerprint columns pulled out
 
-`migrate` brings a store to SCHEMA_VERSION under a lock (PostgreSQL: an advisory lock; SQLite:
-every transaction is BEGIN IMMEDIATE), so controllers that open a new store at the same moment
+`migrate` brings a store to SCHEMA_VERSION under a lock (PostgreSQL: an advisory lock; SQLite: a
+writing transaction is BEGIN IMMEDIATE), so controllers that open a new store at the same moment
 create it once. A store newer than this harness is refused.
 """
 
@@ -41,6 +41,7 @@ SAMPLE_KEYS = ["target", "model", "variant", "runtime", "threads", "measurement"
 ENV_KEYS = ["runtime", "runtime_version", "cpu_model", "governor", "os", "harness_version"]
 NUMERIC = {"value": Float, "threads": Integer, "n": Integer, "delegated_nodes": Integer,
            "valid": Integer}  # valid: 1/0, as SQLite always stored the booleans
+WRITE = "harness_write"  # execution option: this transaction writes (SQLite: BEGIN IMMEDIATE)
 MIGRATION_LOCK = 0x6861726E657373  # "harness": the advisory lock key of PostgreSQL migrations
 DRIVER_HINT = "install the lab extra: pip install 'harness[lab]' (psycopg)"
 
@@ -106,8 +107,9 @@ def make_engine(url: URL) -> Engine:
             dbapi_connection.isolation_level = None  # BEGIN is ours, below
 
         @event.listens_for(engine, "begin")
-        def _begin_immediate(connection: Connection) -> None:
-            connection.exec_driver_sql("BEGIN IMMEDIATE")  # one writer; the others wait
+        def _begin(connection: Connection) -> None:  # a writer waits for the one before it
+            write = connection.get_execution_options().get(WRITE, False)
+            connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
         return engine
     try:
@@ -164,8 +166,9 @@ def stored_version(connection: Connection) -> int:
 
 
 def migrate(connection: Connection, where: str) -> int:
-    """Bring the store to SCHEMA_VERSION inside the caller's transaction; returns the version
-    it had. Serialised between controllers (PostgreSQL advisory lock; SQLite BEGIN IMMEDIATE)."""
+    """Bring the store to SCHEMA_VERSION inside the caller's (writing) transaction; returns the
+    version it had. Serialised between controllers (PostgreSQL advisory lock; SQLite BEGIN
+    IMMEDIATE)."""
     if connection.dialect.name == "postgresql":
         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
     found = stored_version(connection)

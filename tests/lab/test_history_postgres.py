@@ -53,7 +53,7 @@ CONTROLLER = textwrap.dedent("""
 """)
 
 
-def test_two_controllers_append_at_once(pg_url, tmp_path):
+def _append_at_once(where: str, tmp_path: Path) -> None:
     """Two processes append their own runs, and one run both of them, at the same time: every
     run is there once, with all its rows, and the shared one is not doubled."""
     a = _run_dirs(tmp_path / "a", "aaaa", 6)
@@ -61,22 +61,29 @@ def test_two_controllers_append_at_once(pg_url, tmp_path):
     both = _run_dirs(tmp_path / "both", "cccc", 1, day=20)[0]
     go = tmp_path / "go"
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    procs = [subprocess.Popen([sys.executable, "-c", CONTROLLER, pg_url, str(go),
+    procs = [subprocess.Popen([sys.executable, "-c", CONTROLLER, where, str(go),
                                *map(str, mine[:3] + [both] + mine[3:])], env=env,
                               stderr=subprocess.PIPE, text=True) for mine in (a, b)]
     time.sleep(3)  # both interpreters are up and polling
     go.touch()
     for proc in procs:
         assert proc.wait(timeout=300) == 0, proc.stderr.read()[-3000:]
-    history = open_history(pg_url)
+    history = open_history(where)
     runs = history.runs()
     assert sorted(runs["run_id"]) == sorted(p.name for p in a + b + [both])
     trend = history.trend(last=100)
     assert len(trend) == 13 * len(pd.read_csv(both / "results.csv"))
     assert trend.groupby("run_id").size().nunique() == 1  # no run doubled or cut short
     with history._connect() as connection:
-        version = history_db.stored_version(connection)
-    assert version == history_db.SCHEMA_VERSION
+        assert history_db.stored_version(connection) == history_db.SCHEMA_VERSION
+
+
+def test_two_controllers_append_at_once(pg_url, tmp_path):
+    _append_at_once(pg_url, tmp_path)
+
+
+def test_two_controllers_append_at_once_to_sqlite(tmp_path):
+    _append_at_once(str(tmp_path / "shared.sqlite"), tmp_path)
 
 
 def _both(pg_url: str, tmp_path: Path) -> tuple[History, History, list[Path]]:
