@@ -157,7 +157,7 @@ def test_two_controllers_take_turns(bench, two_runs):
     for run in runs.values():
         assert len(_medians(run)) == 4
     assert bench["lab"].holder("bench-1") is None
-    waited = re.search(r"acquired place bench-1 \S+ after ([\d.]+) s",
+    waited = re.search(r"acquired place bench-1 on \S+ after ([\d.]+) s",
                        (runs[second] / "harness.log").read_text())
     print(f"\nfirst {first}: lease {leases[first][1] - leases[first][0]:.1f} s, measured "
           f"{measured[first][1] - measured[first][0]:.1f} s; second {second}: waited "
