@@ -52,7 +52,8 @@ runs = Table("runs", metadata, Column("run_id", Text, primary_key=True), Column(
              Column("path", Text), Column("run_json", Text))
 rows = Table("rows", metadata, *[Column(c, NUMERIC.get(c, Text)) for c in COLUMNS],
              Column("seq", Integer),
-             Index("rows_run", "run_id"), Index("rows_metric", "suite", "target", "model", "metric"))
+             Index("rows_run", "run_id"),
+             Index("rows_metric", "suite", "target", "model", "metric"))
 samples = Table("samples", metadata, Column("run_id", Text),
                 *[Column(c, NUMERIC.get(c, Text)) for c in SAMPLE_KEYS], Column("n", Integer),
                 Column("samples", Text), Column("seq", Integer), Index("samples_run", "run_id"))

@@ -35,7 +35,8 @@ def pg_bindir() -> Path | None:
 def unavailable() -> str | None:
     """None when a server can be started here, else why not."""
     if pg_bindir() is None:
-        return "PostgreSQL is not installed (apt-get install postgresql; see .ci/setup_ssh_tests.sh)"
+        return ("PostgreSQL is not installed (apt-get install postgresql; "
+                "see .ci/setup_ssh_tests.sh)")
     if os.geteuid() == 0 and not shutil.which("runuser"):
         return "running as root without runuser to start PostgreSQL as another user"
     return None

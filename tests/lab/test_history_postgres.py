@@ -185,9 +185,11 @@ def test_an_sqlite_history_of_the_first_layout_is_migrated(tmp_path):
                         [row[c] for c in COLUMNS])
     history = History(path)
     trend = history.trend(metric="latency")
-    assert list(trend["metric"]) == ["median_ms", "p90_ms"] and trend["value"].tolist() == [2.5, 3.0]
+    assert list(trend["metric"]) == ["median_ms", "p90_ms"]
+    assert trend["value"].tolist() == [2.5, 3.0]
     with sqlite3.connect(path) as con:
-        assert con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("2",)
+        version = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        assert version == ("2",)
         assert [s for (s,) in con.execute("SELECT seq FROM rows ORDER BY seq")] == [1, 2]
     rows, series = latency(X)
     history.append(write_run(tmp_path / "r", "20261102-020000-new1", rows, series))

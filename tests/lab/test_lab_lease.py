@@ -187,7 +187,8 @@ def test_network_service_behind_its_exporter_is_reached_through_it():
 def test_unusable_resources_are_named():
     rpi = Target(kind="cpu", labgrid={"place": "p1"})
     gone = _entry("NetworkService", {"address": "10.0.0.2", "username": "pi"}, avail=False)
-    with pytest.raises(UserError, match="NetworkService ssh of labgrid place 'p1' is not available"):
+    with pytest.raises(UserError, match="NetworkService ssh of labgrid place 'p1' is not "
+                                        "available"):
         resolve_target("rpi", rpi, _held(ssh=gone))
     odd = _entry("NetworkService", {"address": "10.0.0.2; rm -rf /", "username": "pi"})
     with pytest.raises(UserError, match="has address '10.0.0.2; rm -rf /'"):
