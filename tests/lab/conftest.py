@@ -51,9 +51,9 @@ def postgres():
         import psycopg  # noqa: F401
     except ImportError:
         require("psycopg is not installed (pip install -e '.[lab]'; scripts/setup.sh does)")
-    server = pgserver.PostgresServer().start()
+    server = pgserver.PostgresServer()
     try:
-        yield server
+        yield server.start()
     finally:
         server.stop()
 
