@@ -30,7 +30,8 @@ FORMATS = ("terminal", "md", "csv")
 InventoryOpt = typer.Option(defaults.INVENTORY, "--inventory", "-i", help="fleet description")
 BaselinesOpt = typer.Option(defaults.BASELINES_DIR, "--baselines",
                             help="directory of <suite>.json baselines")
-HistoryOpt = typer.Option(defaults.HISTORY_PATH, "--history", help="history database (SQLite)")
+HistoryOpt = typer.Option(str(defaults.HISTORY_PATH), "--history", envvar=defaults.HISTORY_ENV,
+                          help="history: an SQLite file, or postgresql://user@host/db")
 AbOpt = typer.Option(None, "--ab", help="A/B re-measurement of suspect latency rows: auto "
                                         "(suspects + a rotating sample), all (every latency "
                                         "median row), off (default: the suite's regression.ab, "
@@ -130,8 +131,9 @@ def run(suite: Optional[Path] = typer.Argument(None, help="suite YAML (omit with
                                              help="make this run the suite's baseline"),
         baselines: Path = typer.Option(defaults.BASELINES_DIR, "--baselines",
                                        help="folder of committed baselines"),
-        history: Optional[Path] = typer.Option(None, "--history",
-                                               help="history database (default: OUT/history.sqlite)"),
+        history: Optional[str] = typer.Option(None, "--history", envvar=defaults.HISTORY_ENV,
+                                              help="history: an SQLite file or postgresql://… "
+                                                   "(default: OUT/history.sqlite)"),
         ab: Optional[str] = AbOpt, no_ab: bool = NoAbOpt,
         ) -> None:
     """Build artifacts, measure them on the targets, store and report the run.
@@ -230,7 +232,8 @@ def targets(inventory: Path = InventoryOpt,
         table.add_column(column)
     for name, target in inv.targets.items():
         reach = ("local" if target.is_local else target.ssh or target.host or
-                 f"via {target.via} ({target.serial_port})")
+                 (f"labgrid place {target.labgrid.place}" if target.labgrid else
+                  f"via {target.via} ({target.serial_port})"))
         groups = ", ".join(g for g, members in inv.groups.items() if name in members)
         table.add_row(name, target.kind, str(reach), target.runtime, groups)
     console.print(table)
@@ -332,7 +335,7 @@ def compare(run_dir: Path = typer.Argument(..., help="a stored run directory"),
                                                   help="write md/csv to a file"),
             show_all: bool = typer.Option(False, "--all",
                                           help="also list unchanged and informational rows"),
-            baselines: Path = BaselinesOpt, history_path: Path = HistoryOpt,
+            baselines: Path = BaselinesOpt, history_path: str = HistoryOpt,
             no_history_noise: bool = typer.Option(False, "--no-history-noise",
                                                   help="ignore run-to-run noise in the history"),
             ab: Optional[str] = AbOpt, no_ab: bool = NoAbOpt,
@@ -427,7 +430,7 @@ def history(suite: Optional[str] = typer.Option(None, "--suite", "-s"),
                 None, "--min-change", min=0.0,
                 help="smallest level shift marked as a change point, a fraction "
                      "(default 0.05: 5 %)"),
-            history_path: Path = HistoryOpt) -> None:
+            history_path: str = HistoryOpt) -> None:
     """Trend table of the last runs: one line per series, one column per run; change points
     (Apache Otava) marked ▲/▼ in the table and listed below it."""
     from harness.report.plot_data import series_from_trend
@@ -438,9 +441,9 @@ def history(suite: Optional[str] = typer.Option(None, "--suite", "-s"),
     db = History(history_path)
     if append is not None:
         run_id = db.append(append)
-        console.print(f"appended run {run_id} to {history_path}", style="dim")
-    if not history_path.is_file():
-        raise UserError(f"no history at {history_path}",
+        console.print(f"appended run {run_id} to {db.location}", style="dim")
+    if not db.exists():
+        raise UserError(f"no history at {db.location}",
                         hint="runs are added by `harness run`, "
                              "or `harness history --append RUN_DIR`")
     _check_format(format)
@@ -457,7 +460,7 @@ def history(suite: Optional[str] = typer.Option(None, "--suite", "-s"),
                                             title=title), encoding="utf-8")
         err_console.print(f"history page written: {html}", highlight=False)
     if format == "terminal":
-        render_trend(trend, console, title=f"History ({history_path}, last {last} runs)",
+        render_trend(trend, console, title=f"History ({db.location}, last {last} runs)",
                      changes=changes)
     elif format == "md":
         sys.stdout.write(trend_markdown(trend, title=f"History (last {last} runs)",

@@ -12,6 +12,7 @@ HISTORY_FILE = "history.sqlite"            # in the reports directory
 CACHE_ENV = "HARNESS_CACHE"
 ARTIFACT_STORE_ENV = "HARNESS_ARTIFACT_STORE"   # overrides where measured artifacts are kept
 ARTIFACTS_DIR = "artifacts"                    # in the reports directory: <sha256>.<ext>
+HISTORY_ENV = "HARNESS_HISTORY"            # a history for every command: a file or postgresql://…
 
 
 def history_path(reports: Path = REPORTS_DIR) -> Path:
@@ -30,6 +31,12 @@ def artifact_store_dir(reports: Path = REPORTS_DIR) -> Path:
 
 
 ARTIFACT_STORE = artifact_store_dir()
+
+
+def history_location(reports: Path = REPORTS_DIR) -> Path | str:
+    """The history commands use: $HARNESS_HISTORY (an SQLite file, or a postgresql:// URL that
+    several controllers share), else the reports directory's history.sqlite."""
+    return os.environ.get(HISTORY_ENV) or history_path(reports)
 
 
 def cache_dir() -> Path:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -14,6 +15,7 @@ from harness.config import Inventory, Suite, Target
 from harness.devices import KINDS
 from harness.devices.base import DeviceKind, TargetContext
 from harness.errors import ErrorKind, HarnessError, InfraError, exit_code_of, is_fatal
+from harness.lab import lease
 from harness.plan import Job, Plan
 from harness.results.schema import failure_row, make_row
 from harness.transport import Transport
@@ -107,7 +109,9 @@ def run_target(name: str, target: Target, plan: Plan, artifacts: dict[tuple[str,
     fatal: InfraError | None = None
     transport: Transport | None = None
     held: device_lock.DeviceLock | None = None
+    leased = ExitStack()  # the target's labgrid place, held until its jobs are done
     try:
+        target = leased.enter_context(lease(name, target, cancel))
         transport = connect(name, target)
         transport.cancel = cancel  # type: ignore[attr-defined] # polled while commands run
         held = device_lock.acquire(transport, name, target.lock_timeout, cancel)
@@ -115,6 +119,9 @@ def run_target(name: str, target: Target, plan: Plan, artifacts: dict[tuple[str,
         fatal = exc if isinstance(exc, InfraError) else InfraError(
             str(exc), kind="user_error", phase="connect")
         fatal.phase = fatal.phase or "connect"
+    except BaseException:
+        leased.close()
+        raise
     ctx = TargetContext(name, target, transport, plan.suite, local_dir, cache,  # type: ignore[arg-type]
                         profile_spec=_profile_spec(plan.suite))
     try:
@@ -144,6 +151,7 @@ def run_target(name: str, target: Target, plan: Plan, artifacts: dict[tuple[str,
             held.release()
         if transport is not None:
             transport.close()
+        leased.close()
     return outcome
 
 

@@ -102,7 +102,7 @@ def load_reference(against: str | Path | None, suite: str, *,
         meta = run.meta()
         return Reference(run.frame(), run.samples(), meta.environment, f"run {candidate}",
                          protocol=measurement_protocol(meta.suite))
-    if history_path.is_file():
+    if History(history_path).exists():
         frame, samples, meta = History(history_path).run_frame(str(against))
         return Reference(frame, samples, meta.environment, f"run {against} (history)",
                          protocol=measurement_protocol(meta.suite))
@@ -128,7 +128,7 @@ def compare_with(run_dir: Path | RunDir, reference: Reference, *,
     run = run_dir if isinstance(run_dir, RunDir) else RunDir.open(run_dir)
     frame, meta = run.frame(), run.meta()
     noise = dict(reference.noise)
-    if use_history_noise and history_path.is_file():
+    if use_history_noise and History(history_path).exists():
         known = History(history_path).noise(run.suite_name(), exclude_run=meta.run_id)
         for key, sd in known.items():
             noise[key] = max(sd, noise.get(key, 0.0))

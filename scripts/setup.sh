@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up a fresh machine for harness: a virtualenv with harness and its extras, and (with --test-deps,
-# as root) the Debian packages the tests use (sshd, nftables, qemu, socat, g++).
+# as root) the Debian packages the tests use (sshd, nftables, qemu, socat, g++, postgresql).
 # Prints a few lines; pip and apt stay quiet unless something fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,7 +21,7 @@ fi
 echo "setup: installing harness into .venv (TensorFlow, LiteRT, ONNX Runtime, tflite-micro)"
 pip_quiet install --upgrade pip
 # (setuptools' note on editable installs is information, not a problem: not shown)
-PYTHONWARNINGS="ignore:Editable installation" pip_quiet install -e '.[convert,onnx,tflm,serial,dev]'
+PYTHONWARNINGS="ignore:Editable installation" pip_quiet install -e '.[convert,onnx,tflm,serial,lab,dev]'
 if [ "${1:-}" = "--test-deps" ]; then
   # Debian packages, sshd, binfmt/qemu and the cached aarch64 root fs (as root; else tests skip)
   echo "setup: test dependencies (Debian packages, sshd, qemu, aarch64 root file system)"

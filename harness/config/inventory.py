@@ -26,6 +26,35 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+COORDINATOR_RE = re.compile(r"^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.%-]{1,253})(?::[0-9]{1,5})?$")
+PLACE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,127}$")
+
+
+class LabgridPlace(Strict):
+    """A labgrid place the target is leased from (`harness.lab`): its NetworkService is the SSH
+    address, its serial port the board's port for an Arduino `via` target."""
+
+    place: str = Field(description="the place's name on the coordinator")
+    coordinator: str | None = Field(None, description="host[:port] (default port 20408); "
+                                                      "default: $LG_COORDINATOR")
+    acquire_timeout: float = Field(1800.0, ge=0, description="how long to wait while another "
+                                   "controller holds the place, s")
+
+    @field_validator("place")
+    @classmethod
+    def _safe_place(cls, value: str) -> str:
+        if not PLACE_RE.match(value):
+            raise ValueError(f"{value!r} is not a place name (letters, digits, _ . + -)")
+        return value
+
+    @field_validator("coordinator")
+    @classmethod
+    def _safe_coordinator(cls, value: str | None) -> str | None:
+        if value is not None and not COORDINATOR_RE.match(value):
+            raise ValueError(f"{value!r} is not a coordinator address (host[:port])")
+        return value
+
+
 class Target(Strict):
     """One device of the fleet. A target without `ssh`/`host` is this machine (local transport)."""
 
@@ -40,6 +69,7 @@ class Target(Strict):
     jump: str | None = Field(None, description="jump host, user@host[:port]")
     known_hosts: str | None = None
     trust_on_first_use: bool = False
+    labgrid: LabgridPlace | None = Field(None, description="lease the target from a labgrid place")
     connect_timeout: float = Field(10.0, gt=0, description="TCP connect + SSH handshake + auth, s")
     command_timeout: float = Field(900.0, gt=0, description="one remote command, s")
     keepalive: float = Field(5.0, gt=0, description="SSH keep-alive interval, s")
@@ -96,6 +126,16 @@ class Target(Strict):
         return value
 
     @model_validator(mode="after")
+    def _labgrid_address(self) -> "Target":
+        if self.labgrid is not None:
+            given = [f for f in ("ssh", "host", "port", "user", "serial_port")
+                     if getattr(self, f) is not None]
+            if given:
+                raise ValueError(f"`labgrid` gives the address; drop {', '.join(given)} (the "
+                                 "place's NetworkService or serial port is used)")
+        return self
+
+    @model_validator(mode="after")
     def _one_address(self) -> "Target":
         if self.ssh is not None and self.host is not None:
             raise ValueError("give either `ssh` (alias or user@host[:port]) or `host`, not both")
@@ -131,7 +171,8 @@ class Target(Strict):
 
     @property
     def is_local(self) -> bool:
-        return self.ssh is None and self.host is None and self.kind != "arduino"
+        return (self.ssh is None and self.host is None and self.labgrid is None
+                and self.kind != "arduino")
 
 
 class Inventory(Strict):

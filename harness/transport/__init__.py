@@ -35,6 +35,11 @@ def connect(name: str, target: "Target", inventory_path: str | Path | None = Non
         adopt(target, transport)
         return transport
     if target.ssh is None and target.host is None:
+        if target.labgrid is not None:  # harness.lab.lease gives it the place's address
+            raise UserError(f"target {name!r} is reached through labgrid place "
+                            f"{target.labgrid.place!r}, which is not leased here",
+                            hint="`harness run` leases it; or acquire it with labgrid-client "
+                                 "and give the address")
         raise UserError(f"target {name!r} ({target.kind}) has no ssh address",
                         hint="set `ssh: user@host[:port]`, or reach it `via` another target")
     from harness.transport.ssh import SSHTransport
