@@ -351,7 +351,7 @@ def _trends(run: RunDir, meta: RunMeta, frame: pd.DataFrame,
     from harness.results.rundir import suite_name
 
     suite = suite_name(meta, frame, required=False)
-    if history_path is None or not history_path.is_file() or not suite:
+    if history_path is None or not suite or not History(history_path).exists():
         return None
     db = History(history_path)
     runs = list(db.runs(suite)["run_id"])  # oldest first

@@ -232,7 +232,7 @@ def regression_settings(meta: RunMeta) -> RegressionSpec:
 def ab_rotation(run: RunDir, history_path: Path = defaults.HISTORY_PATH) -> int:
     """Where tonight's rotating A/B sample starts: the number of runs of the suite in the
     history, else the day of the run (so every series comes round now and then)."""
-    if history_path.is_file():
+    if History(history_path).exists():
         count = len(History(history_path).runs(run.suite_name()))
         if count:
             return count
