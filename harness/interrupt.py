@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from harness.errors import ExitCode
+from harness.logs import terminal_stderr
 
 EXIT_CODE = ExitCode.INTERRUPTED  # 128 + SIGINT, what a shell reports for Ctrl-C
 
@@ -76,6 +77,6 @@ class RunInterrupt:
 def _say(text: str) -> None:
     """Write to stderr from a signal handler (no locks, unlike print or logging)."""
     try:
-        os.write(2, text.encode())
+        os.write(terminal_stderr(), text.encode())
     except OSError:
         pass

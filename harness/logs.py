@@ -84,6 +84,15 @@ def _standard_fds() -> bool:
         return False
 
 
+_terminal_stderr: int | None = None  # the terminal's stderr while descriptor 2 goes to a log
+
+
+def terminal_stderr() -> int:
+    """The descriptor that reaches the user's terminal now: a kept copy while the run's library
+    output is redirected (`keep_terminal`), else 2. Safe to use from a signal handler."""
+    return _terminal_stderr if _terminal_stderr is not None else 2
+
+
 @contextmanager
 def keep_terminal(*consoles: Console) -> Iterator[bool]:
     """Point Rich consoles that print to stdout/stderr at private copies of descriptors 1 and 2.
@@ -102,11 +111,14 @@ def keep_terminal(*consoles: Console) -> Iterator[bool]:
                for fd, stream in ((1, sys.stdout), (2, sys.stderr))}
     for console in consoles:
         console.file = streams[2 if console.stderr else 1]
+    global _terminal_stderr
+    _terminal_stderr = streams[2].fileno()
     was_enabled = faulthandler.is_enabled()
     faulthandler.enable(file=streams[2])  # a crash in a library still shows on the terminal
     try:
         yield True
     finally:
+        _terminal_stderr = None
         faulthandler.disable()
         if was_enabled:
             faulthandler.enable()
