@@ -22,6 +22,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -306,7 +308,7 @@ def typed_onnx(export: OnnxExport, precision: str, cache: Path,
         meta.update(path=path, cached=True)
         return TypedOnnx(**meta)
     folder.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".{os.getpid()}.part.onnx")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.part.onnx")
     try:
         if precision == "fp16":
             _to_fp16(export.path, tmp)
