@@ -44,8 +44,18 @@ INPUT_NAME = "input"
 INSTALL_HINT = "pip install 'harness[onnx]' (onnxruntime, tf2onnx, onnx)"
 
 
+class _CachedMeta:
+    """What a cached export records in its JSON beside the file: every field but `cached`."""
+
+    def meta(self) -> dict[str, Any]:
+        out = asdict(self)  # type: ignore[call-overload]
+        out["path"] = str(self.path)  # type: ignore[attr-defined]
+        out.pop("cached")
+        return out
+
+
 @dataclass
-class OnnxExport:
+class OnnxExport(_CachedMeta):
     """One exported ONNX model and its check against Keras."""
 
     path: Path
@@ -59,12 +69,6 @@ class OnnxExport:
     tf2onnx_version: str | None
     onnxruntime_version: str | None
     cached: bool = False
-
-    def meta(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["path"] = str(self.path)
-        out.pop("cached")
-        return out
 
 
 class OnnxCheckError(UserError):
@@ -215,7 +219,7 @@ CALIBRATION_WINDOWS = 64
 
 
 @dataclass
-class TypedOnnx:
+class TypedOnnx(_CachedMeta):
     """A float ONNX export rewritten to carry its precision (fp16 weights or int8 Q/DQ)."""
 
     path: Path
@@ -227,12 +231,6 @@ class TypedOnnx:
     calibration: str | None  # int8: where the calibration windows came from
     calibration_n: int | None
     cached: bool = False
-
-    def meta(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["path"] = str(self.path)
-        out.pop("cached")
-        return out
 
 
 def _calibration(shape: list[int], eval_inputs: Path | None) -> tuple[np.ndarray, str]:
