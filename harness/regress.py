@@ -36,8 +36,15 @@ from harness.config.suite import RegressionSpec
 from harness.errors import HarnessError, UserError
 from harness.results.artifact_store import ArtifactStore, store_of_run
 from harness.results.baseline import baseline_path, read_baseline, set_baseline
-from harness.results.history import History, run_started
 from harness.results.rundir import RunDir, RunMeta
+
+
+def _history(path: Path | str) -> Any:
+    """The run history at `path` (SQLAlchemy is imported only when a history is used)."""
+    from harness.results.history import History
+
+    return History(path)
+
 
 AB_MODES = ("auto", "all", "off")
 
@@ -102,8 +109,8 @@ def load_reference(against: str | Path | None, suite: str, *,
         meta = run.meta()
         return Reference(run.frame(), run.samples(), meta.environment, f"run {candidate}",
                          protocol=measurement_protocol(meta.suite))
-    if History(history_path).exists():
-        frame, samples, meta = History(history_path).run_frame(str(against))
+    if _history(history_path).exists():
+        frame, samples, meta = _history(history_path).run_frame(str(against))
         return Reference(frame, samples, meta.environment, f"run {against} (history)",
                          protocol=measurement_protocol(meta.suite))
     raise UserError(f"--against {against}: not a baseline file, a run directory or a run id",
@@ -128,8 +135,8 @@ def compare_with(run_dir: Path | RunDir, reference: Reference, *,
     run = run_dir if isinstance(run_dir, RunDir) else RunDir.open(run_dir)
     frame, meta = run.frame(), run.meta()
     noise = dict(reference.noise)
-    if use_history_noise and History(history_path).exists():
-        known = History(history_path).noise(run.suite_name(), exclude_run=meta.run_id)
+    if use_history_noise and _history(history_path).exists():
+        known = _history(history_path).noise(run.suite_name(), exclude_run=meta.run_id)
         for key, sd in known.items():
             noise[key] = max(sd, noise.get(key, 0.0))
     comparison = compare_runs(frame, reference.frame, thresholds=meta.thresholds,
@@ -174,7 +181,7 @@ def after_run(run_dir: Path | RunDir, *, compare_baseline: bool = False,
     would be, and with `update_baseline` the run becomes the baseline.
     """
     run = run_dir if isinstance(run_dir, RunDir) else RunDir.open(run_dir)
-    history_run_id = History(history_path).append(run) if record_history else None
+    history_run_id = _history(history_path).append(run) if record_history else None
     result, missing, files = None, None, ()
     if compare_baseline:
         path = baseline_path(run.suite_name(), baselines)
@@ -232,10 +239,12 @@ def regression_settings(meta: RunMeta) -> RegressionSpec:
 def ab_rotation(run: RunDir, history_path: Path = defaults.HISTORY_PATH) -> int:
     """Where tonight's rotating A/B sample starts: the number of runs of the suite in the
     history, else the day of the run (so every series comes round now and then)."""
-    if History(history_path).exists():
-        count = len(History(history_path).runs(run.suite_name()))
+    if _history(history_path).exists():
+        count = len(_history(history_path).runs(run.suite_name()))
         if count:
             return count
+    from harness.results.history import run_started
+
     started = run_started(run.run_id, run.meta().to_json())
     try:
         return _dt.datetime.fromisoformat(started.replace("Z", "+00:00")).toordinal()

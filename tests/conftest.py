@@ -9,6 +9,18 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # testutil, for tests in sub-folders
 
+# Fixtures that import TensorFlow and convert models (seconds each): every test that uses one,
+# directly or through another fixture, is `slow`, so the fast suite never imports TensorFlow.
+MODEL_BUILDING_FIXTURES = {"tiny_models", "accel_models", "seq2point_int8", "cnn_model",
+                           "generic_run"}
+
+
+@pytest.hookimpl(tryfirst=True)   # before `-m` deselects by marker
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if MODEL_BUILDING_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
 
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
@@ -49,3 +61,4 @@ def accel_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def harness_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One artifact cache for every end-to-end test of the session (train and convert once)."""
     return tmp_path_factory.mktemp("harness-cache")
+

@@ -27,6 +27,7 @@ def _error_line(result) -> str:
     return lines[0]
 
 
+@SLOW_CLI
 def test_suite_that_does_not_exist(tmp_path: Path) -> None:
     line = _error_line(run_cli("run", str(tmp_path / "nope.yaml"), "--targets", "host"))
     assert "suite file not found" in line and "nope.yaml" in line
@@ -39,6 +40,7 @@ def test_yaml_syntax_error_names_file_and_line(tmp_path: Path) -> None:
     assert f"{path}:" in line and "YAML syntax error" in line
 
 
+@SLOW_CLI
 def test_unknown_key_in_suite(tmp_path: Path) -> None:
     path = _suite(tmp_path, GOOD_SUITE.replace("variants:", "colour: blue\nvariants:"))
     line = _error_line(run_cli("run", str(path), "--targets", "host"))

@@ -105,6 +105,7 @@ def _pip(*args: str, tmp: Path) -> str:
     return proc.stdout + proc.stderr
 
 
+@pytest.mark.slow  # the CLI or pip in fresh processes
 def test_pip_failures_are_told_apart(tmp_path):
     """Real pip output: an index that refuses connections, an empty wheel folder, and the
     error text of a full disk (a write to /dev/full)."""
@@ -155,12 +156,14 @@ def _inventory(tmp_path: Path, **target) -> Path:
     (["--download"], "--download needs --wheelhouse DIR"),
     (["--wheelhouse", "/tmp"], "--wheelhouse goes with --setup or --download"),
 ])
+@pytest.mark.slow  # the CLI or pip in fresh processes
 def test_command_line_mistakes_exit_2(tmp_path, args, message):
     proc = run_cli("targets", *args, "--inventory", str(_inventory(tmp_path)))
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert message in proc.stderr
 
 
+@pytest.mark.slow  # the CLI or pip in fresh processes
 def test_no_python_on_a_local_target_exits_3(tmp_path):
     proc = run_cli("targets", "--setup", "--inventory",
                    str(_inventory(tmp_path, python="/nonexistent/python3")))

@@ -418,6 +418,7 @@ GCC = shutil.which("gcc")
 needs_gcc = pytest.mark.skipif(GCC is None, reason="gcc is not installed (apt-get install gcc)")
 
 
+@pytest.mark.slow  # real runner processes
 @needs_gcc
 def test_targets_check_names_libedgetpu_runtime_versions_and_a_known_bad_pair(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -442,6 +443,7 @@ def test_targets_check_names_libedgetpu_runtime_versions_and_a_known_bad_pair(
     assert bad and "LiteRT#3611" in bad[0]
 
 
+@pytest.mark.slow  # real runner processes
 @needs_gcc
 def test_execute_runs_the_delegate_with_the_runtime_that_matches_libedgetpu(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -469,6 +471,7 @@ def test_execute_runs_the_delegate_with_the_runtime_that_matches_libedgetpu(
     (-1, None, {"tflite_runtime": "2.5.0.post1"}, "device_missing",
      ["libedgetpu.so.1 cannot be loaded", "libedgetpu1-std"]),
 ])
+@pytest.mark.slow  # real runner processes
 def test_a_device_that_cannot_run_the_delegate_stops_before_the_runner(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, devices: int, package: str | None,
         runtimes: dict, kind: str, words: list[str]) -> None:

@@ -11,6 +11,7 @@ attributes, and the `board_<kind>` rows made from what the Arduino sketch report
 from __future__ import annotations
 
 import ast
+import functools
 import re
 from pathlib import Path
 
@@ -56,6 +57,7 @@ def _kinds_of(value: ast.expr) -> tuple[list[str], bool]:
     return [], False
 
 
+@functools.cache      # one walk of the tree for the tests below (they only read it)
 def raised_kinds() -> dict[str, set[str]]:
     """Every literal error kind in harness/ and targets/ -> where ("file:line")."""
     found: dict[str, set[str]] = {}

@@ -111,6 +111,7 @@ def test_run_started():
 
 # --------------------------------------------------------------------------- CLI
 
+@pytest.mark.slow  # the whole CLI pipeline
 def test_cli_compare_baseline_history(tmp_path, monkeypatch):
     from harness.cli import app
 

@@ -11,7 +11,7 @@ import json
 import math
 import os
 import re
-import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +22,14 @@ from harness.report import plot_data
 from harness.report.html import render_history_html, render_html
 from harness.results.schema import make_row, to_frame
 from harness.results.rundir import RunDir
-from testutil import run_cli
+from testutil import ROOT, run_cli
+
+sys.path.insert(0, str(ROOT / "scripts"))
+from report_screenshot import (browser_paths, crop, full_page_screenshot,  # noqa: E402
+                               open_browser)
 
 SMOKE_LIMIT = 2 * 1024 ** 2
 FULL_LIMIT = 8 * 1024 ** 2
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--hide-scrollbars", "--window-size=1300,1000"]
 
 
 def plot_json(text: str) -> dict[str, Any]:
@@ -265,12 +266,10 @@ def test_full_suite_scale_report_size(smoke_report: dict) -> None:
 
 # --------------------------------------------------------------------------- slow: in Chromium
 
-def _browser_paths() -> tuple[str, str]:
-    browser = next((p for p in map(shutil.which, ("chromium", "chromium-browser",
-                                                  "google-chrome")) if p), None)
-    driver = shutil.which("chromedriver")
+def _need_browser() -> None:
+    browser, driver = browser_paths()
     if browser and driver:
-        return browser, driver
+        return
     reason = ("Chromium and chromedriver are needed (Debian: apt-get install chromium "
               f"chromium-driver; .ci/setup_ssh_tests.sh does it): found browser={browser}, "
               f"driver={driver}")
@@ -282,17 +281,8 @@ def _browser_paths() -> tuple[str, str]:
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory: pytest.TempPathFactory):
     """A headless Chromium with console and network logs, through Selenium and chromedriver."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    binary, driver_path = _browser_paths()
-    options = webdriver.ChromeOptions()
-    options.binary_location = binary
-    for flag in CHROMIUM_FLAGS:
-        options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}")
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
-    driver = webdriver.Chrome(service=Service(driver_path), options=options)
+    _need_browser()
+    driver = open_browser(tmp_path_factory.mktemp("chromium-profile"), logs=True)
     yield driver
     driver.quit()
 
@@ -325,13 +315,11 @@ def test_report_renders_offline_in_chromium(smoke_report: dict, browser, tmp_pat
     browser.get(url)
     plots = browser.execute_script(PLOTS_JS)
     fonts = browser.execute_async_script(FONTS_JS)
-    height = browser.execute_script("return document.documentElement.scrollHeight")
-    browser.set_window_size(1300, height)
     screenshot = tmp_path / "report.png"
-    assert browser.save_screenshot(str(screenshot))
+    full_page_screenshot(browser, screenshot)
     print(f"screenshot of the smoke report: {screenshot}")
     plots_only = tmp_path / "report-plots.png"
-    _crop(screenshot, browser, ["#latency", "#pareto"], plots_only)
+    crop(screenshot, browser, ["#latency", "#pareto"], plots_only)
     print(f"latency + Pareto plots: {plots_only}")
 
     console = browser.get_log("browser")
@@ -372,19 +360,3 @@ def test_tables_sort_by_clicking_a_header(smoke_report: dict, browser) -> None:
     header.click()
     assert medians() == sorted(before, reverse=True)
     assert not math.isnan(sum(before))
-
-
-def _crop(screenshot: Path, browser, selectors: list[str], out: Path) -> None:
-    """Cut the union of the page elements `selectors` out of a full-page screenshot."""
-    from PIL import Image
-
-    boxes = [browser.execute_script(
-        "const r = document.querySelector(arguments[0]).getBoundingClientRect();"
-        "return [r.left, r.top + window.scrollY, r.right, r.bottom + window.scrollY];", s)
-        for s in selectors]
-    ratio = browser.execute_script("return window.devicePixelRatio")
-    left, top = min(b[0] for b in boxes), min(b[1] for b in boxes)
-    right, bottom = max(b[2] for b in boxes), max(b[3] for b in boxes)
-    with Image.open(screenshot) as image:
-        image.crop(tuple(round(v * ratio) for v in (left - 8, top - 8, right + 8,
-                                                    bottom + 8))).save(out)

@@ -70,6 +70,7 @@ def test_change_points_find_the_step_in_the_stepped_series_only(stepped_history)
     assert change.arrow == "▲" and f"change point at run {IDS[STEP_AT]}" in change.describe()
 
 
+@pytest.mark.slow  # the CLI in a fresh process
 def test_history_cli_marks_change_points_and_writes_the_page(stepped_history, tmp_path) -> None:
     page = tmp_path / "history.html"
     db = str(stepped_history.path)
@@ -128,6 +129,7 @@ def compared_runs(tmp_path) -> dict:
     return {"dirs": dirs, "history": history}
 
 
+@pytest.mark.slow  # the CLI in a fresh process
 def test_report_html_has_the_comparison_and_trends(compared_runs, tmp_path) -> None:
     current = compared_runs["dirs"][2]
     page = tmp_path / "page.html"
@@ -149,6 +151,7 @@ def test_report_html_has_the_comparison_and_trends(compared_runs, tmp_path) -> N
     assert series["runs"][2]["value"] == pytest.approx(series["runs"][0]["value"] * 1.3)
 
 
+@pytest.mark.slow  # the CLI in a fresh process
 def test_report_html_of_an_earlier_run_stops_at_that_run(compared_runs) -> None:
     first, second, _ = compared_runs["dirs"]
     data = plot_json(api.html_report(second, compared_runs["history"]))

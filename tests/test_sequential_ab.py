@@ -177,6 +177,7 @@ def simulate(sd: float, slowdown: float, looks=DEFAULT_LOOKS, trials: int = 2000
     return {d: n / trials for d, n in counts.items()}, float(np.median(used))
 
 
+@pytest.mark.slow  # Monte Carlo: thousands of simulated series
 def test_monte_carlo_default_schedule_at_measured_noise():
     aa, aa_pairs = simulate(0.095, 0.0)
     slow, slow_pairs = simulate(0.095, 0.10)
@@ -186,6 +187,7 @@ def test_monte_carlo_default_schedule_at_measured_noise():
     assert aa_pairs <= 20 and slow_pairs <= 20
 
 
+@pytest.mark.slow  # Monte Carlo: thousands of simulated series
 def test_monte_carlo_noisier_device_stays_honest():
     # sd 0.15 needs more than 30 pairs for 95 % power: the budget runs out as UNKNOWN, never as
     # a false alarm or a false SAME

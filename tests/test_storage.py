@@ -60,6 +60,7 @@ def test_only_the_converters_own_errors_are_refusals() -> None:
     assert (str(again), again.kind) == ("nothing to keep", "not_applicable")
 
 
+@pytest.mark.slow  # a real converter process
 def test_a_killed_converter_process_ends_its_step_only(tmp_path: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(KILL_ENV, "w8_a8")       # the process kills itself on that conversion

@@ -13,6 +13,7 @@ from faultbench import (Bench, assert_complete, latency, pgrep_runner, processes
                         transport_for, wait_gone)
 
 
+@pytest.mark.slow  # waits out real timeouts and grace periods
 @pytest.mark.parametrize("where", ["local", "ssh"])
 @pytest.mark.parametrize("command", [
     "sleep 6011 & sleep 6012",                 # children of the command too

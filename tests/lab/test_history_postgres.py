@@ -24,6 +24,8 @@ from harness.results import history_db
 from harness.results.history import History, open_history
 from testutil import ROOT
 
+pytestmark = pytest.mark.slow   # a real PostgreSQL server, concurrent controller processes
+
 X = real_samples_us(0)
 
 

@@ -15,6 +15,8 @@ from harness.config.inventory import Target
 from harness.errors import InfraError, UserError
 from harness.lab import Acquired, lease, resolve_target
 
+pytestmark = pytest.mark.slow   # a real labgrid coordinator and exporter per module
+
 SERVICE = {"NetworkService": {"address": "127.0.0.1", "port": 2200, "username": "pi"}}
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import platform
 
+import pytest
 from rich.console import Console
 
 from harness.config.inventory import Inventory
@@ -64,6 +65,7 @@ def test_check_targets_reports_down_devices_as_rows(sshd_factory):
     assert "down" in text and "refused" in text and platform.machine() in text
 
 
+@pytest.mark.slow  # the CLI in a fresh process
 def test_targets_check_cli(sshd_factory, tmp_path):
     import sys
 
