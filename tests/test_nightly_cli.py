@@ -125,7 +125,9 @@ def test_wider_cnn_is_a_regression_naming_its_size_and_latency(nightly: dict,
     # latency of the new build: re-measured A/B against the pinned baseline artifact, REGRESSED
     medians = _counted_medians(table)
     assert len(medians) == 4 and (medians["mark"] == "+").all(), medians[["mark", "ab", "reason"]]
-    assert medians["ab"].str.contains("REGRESSED").all(), medians["ab"].tolist()
+    assert (medians["ab"] == "A/B-tested").all() and (medians["state"] == "regressed").all()
+    assert medians["reason"].str.startswith("A/B REGRESSED: ratio B/A").all(), medians["reason"]
+    assert (medians["ci_low"] > 1).all() and (medians["pairs"] >= 6).all()
     assert not (table["mark"] == "x").any(), table[table["mark"] == "x"][["metric", "reason"]]
 
 
