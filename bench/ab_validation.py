@@ -3,7 +3,7 @@
 
 Every trial is one real `remeasure()` call on the `host` target of an inventory written to a temp
 dir: real fresh runner processes, a real model, a fresh SequentialAB (default threshold +10 %,
-alpha 0.015, looks 6/10/15/20/30). Modes:
+alpha 0.015, looks 6/10/15/20/30/40/50). Modes:
 
   aa     A/A: the same artifact on both sides; counts false REGRESSED (target <= 2 %)
   ab     the candidate slowed down by 10 % with the runner's test-only `stretch` (1.10);

@@ -97,7 +97,7 @@ class StandInDriver:
 
 SLOWER = [0.18, 0.22, 0.2, 0.19, 0.21, 0.2]     # +22 %, tight: REGRESSED at the first look
 SAME = [0.01, -0.01] * 3                          # SAME at the first look
-WIDE = [0.3, -0.25] * 15                          # the budget spent: UNKNOWN
+WIDE = [0.3, -0.25] * (DEFAULT_LOOKS[-1] // 2)   # the budget spent: UNKNOWN
 
 
 # --------------------------------------------------------------------------- fixtures
@@ -156,7 +156,7 @@ def test_suspects_are_re_measured_and_decide_the_verdict(nights):
     assert w8["mark"] == "+" and w8["ab"] == "A/B-tested" and w8["pairs"] == 6
     assert w8["ci_low"] > 1 and "A/B REGRESSED" in w8["reason"]
     assert w8_a8["mark"] == "~" and w8_a8["ci_high"] < 1.1
-    assert f16["mark"] == "?" and f16["state"] == "unknown" and f16["pairs"] == 30
+    assert f16["mark"] == "?" and f16["state"] == "unknown" and f16["pairs"] == DEFAULT_LOOKS[-1]
     assert result.regressed and result.comparison.exit_code() == 1
     # UNKNOWN never fails on its own
     result = _compare(tonight, StandInDriver({"w8": SAME, "w8_a8": SAME, "f16": WIDE}))

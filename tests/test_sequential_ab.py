@@ -45,9 +45,9 @@ def test_clear_regression_is_decided_at_the_first_look():
     assert r.ratio == pytest.approx(math.exp(0.25))
     assert r.ci_low == pytest.approx(math.exp(lo)) and r.ci_high == pytest.approx(math.exp(hi))
     assert r.ci_low > 1 and r.confidence == pytest.approx(1 - 2 * LEVEL)
-    # the p-value is adjusted for the 5 planned looks
+    # the p-value is adjusted for the planned looks
     p = sps.t.sf(mean / (np.std(d, ddof=1) / math.sqrt(6)), 5)
-    assert r.p_value == pytest.approx(5 * p)
+    assert r.p_value == pytest.approx(len(DEFAULT_LOOKS) * p)
     assert "A/B REGRESSED: ratio B/A 1.284" in r.describe()
     with pytest.raises(ValueError, match="already decided"):
         state.add(1.0, 1.0)
@@ -77,11 +77,13 @@ def test_significant_but_small_change_is_same_not_regressed():
 
 
 def test_unknown_when_the_budget_is_spent():
-    d = [0.30, -0.25] * 15
+    budget = DEFAULT_LOOKS[-1]
+    d = [0.30, -0.25] * (budget // 2)
     state = SequentialAB()
     assert feed(state, d) is Decision.UNKNOWN
     r = state.result()
-    assert (r.pairs, r.looks_used) == (30, 5) and r.ci_low < 1 < 1.1 < r.ci_high
+    assert (r.pairs, r.looks_used) == (budget, len(DEFAULT_LOOKS))
+    assert r.ci_low < 1 < 1.1 < r.ci_high
     with pytest.raises(ValueError):
         state.add(1.0, 1.0)
 
@@ -99,11 +101,11 @@ def test_same_ratio_every_time_has_no_spread():
 
 
 def test_rows_split_the_alpha():
-    assert SequentialAB(rows=4).level == pytest.approx(DEFAULT_ALPHA / 4 / 5)
+    assert SequentialAB(rows=4).level == pytest.approx(DEFAULT_ALPHA / 4 / len(DEFAULT_LOOKS))
     # a regression that passes one row's level but not a quarter of it
     d = [0.074, 0.166, 0.097, 0.143, 0.051, 0.189]
     mean, lo, _ = t_bounds(d)
-    _, lo4, _ = t_bounds(d, DEFAULT_ALPHA / 4 / 5)
+    _, lo4, _ = t_bounds(d, DEFAULT_ALPHA / 4 / len(DEFAULT_LOOKS))
     assert lo > 0 > lo4
     assert feed(SequentialAB(), d) is Decision.REGRESSED
     assert feed(SequentialAB(rows=4), d) is None
@@ -123,11 +125,11 @@ def test_invalid_arguments():
 # --------------------------------------------------------------------------- across rows
 
 def test_holm_upgrades_unknown_rows_once_all_have_finished():
-    # three rows, each with alpha / 3 for its own stopping rule
+    # three rows, each with alpha / 3 for its own stopping rule (on the 30-pair schedule)
     strong = [0.20, 0.25, 0.30] * 2                       # REGRESSED at its own level
     borderline = [0.145, -0.035] * 15                     # mean +5.6 %, wide: UNKNOWN
     flat = [0.01, -0.01] * 3                              # SAME
-    states = {k: SequentialAB(rows=3) for k in ("strong", "borderline", "flat")}
+    states = {k: SequentialAB(rows=3, looks=SHORT) for k in ("strong", "borderline", "flat")}
     assert feed(states["strong"], strong) is Decision.REGRESSED
     assert feed(states["flat"], flat) is Decision.SAME
     feed(states["borderline"], borderline[:10])
@@ -144,7 +146,7 @@ def test_holm_upgrades_unknown_rows_once_all_have_finished():
     assert isinstance(decided["flat"], ABResult)
     # the same borderline row alone among rows that do not reject first is not upgraded
     alone = {"borderline": states["borderline"], "other": states["flat"],
-             "third": SequentialAB(rows=3)}
+             "third": SequentialAB(rows=3, looks=SHORT)}
     feed(alone["third"], [0.3, -0.25] * 15)
     assert decide_rows(alone)["borderline"].decision is Decision.UNKNOWN
 
@@ -152,6 +154,7 @@ def test_holm_upgrades_unknown_rows_once_all_have_finished():
 # --------------------------------------------------------------------------- Monte Carlo
 
 RHO = 0.19          # measured A-B correlation of fresh-process medians
+SHORT = (6, 10, 15, 20, 30)    # the earlier default schedule, a 30-pair budget
 
 
 def simulate(sd: float, slowdown: float, looks=DEFAULT_LOOKS, trials: int = 2000,
@@ -191,8 +194,8 @@ def test_monte_carlo_default_schedule_at_measured_noise():
 def test_monte_carlo_noisier_device_stays_honest():
     # sd 0.15 needs more than 30 pairs for 95 % power: the budget runs out as UNKNOWN, never as
     # a false alarm or a false SAME
-    aa, _ = simulate(0.15, 0.0)
-    slow, _ = simulate(0.15, 0.10)
+    aa, _ = simulate(0.15, 0.0, looks=SHORT)
+    slow, _ = simulate(0.15, 0.10, looks=SHORT)
     assert aa[Decision.REGRESSED] <= 0.02 and slow[Decision.SAME] <= 0.02
     assert slow[Decision.UNKNOWN] > 0.10
     # with a budget of 60 pairs the power is back

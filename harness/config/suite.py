@@ -190,7 +190,7 @@ class RegressionSpec(Strict):
     ab_looks: list[int] | None = Field(None, min_length=1,
                                        description="pair counts of the sequential looks; the last "
                                                    "is each series' budget (default 6, 10, 15, "
-                                                   "20, 30)")
+                                                   "20, 30, 40, 50)")
 
     @model_validator(mode="after")
     def _looks(self) -> "RegressionSpec":
