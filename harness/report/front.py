@@ -435,6 +435,6 @@ def flash_findings(front: Front) -> list[str]:
         else:
             gzip = ("no gzip size recorded", "")
         found.append(f"{technique(p.variant)} saves nothing on flash without compression "
-                     f"({gzip[0]}): {p.label} takes {kib(p.size_bytes)}, as "
-                     f"{reference.label} takes {kib(reference.size_bytes)}{gzip[1]}")
+                     f"({gzip[0]}): {p.label} takes {kib(p.size_bytes)}, the same as "
+                     f"{reference.label} ({kib(reference.size_bytes)}){gzip[1]}")
     return found
