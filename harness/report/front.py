@@ -50,30 +50,24 @@ def _threads(value: Any) -> int | None:
 
 # --------------------------------------------------------------------------- Pareto
 
+def dominates(a: Sequence[float | None], b: Sequence[float | None],
+              maximise: Sequence[bool]) -> bool:
+    """Whether point a dominates point b: at least as good on every objective and strictly better
+    on one (so exact ties dominate neither way). A missing objective (None) dominates nothing."""
+    if any(v is None for v in (*a, *b)):
+        return False
+    signed = [(x, y) if up else (-x, -y) for x, y, up in zip(a, b, maximise)]
+    return all(x >= y for x, y in signed) and any(x > y for x, y in signed)
+
+
 def pareto_mask(points: Sequence[Sequence[float | None]], maximise: Sequence[bool]
                 ) -> list[bool | None]:
-    """Which points no other point dominates.
-
-    A point dominates another when it is at least as good on every objective and strictly better
-    on one; so exact ties dominate neither way and tied points are all optimal. A point with a
-    missing objective (None) cannot be compared: it gets None and takes no part in the others'
-    verdicts.
-    """
-    complete = [all(v is not None for v in p) for p in points]
-    signed = [[v if up else -v for v, up in zip(p, maximise)] if ok else None
-              for p, ok in zip(points, complete)]
-
-    def dominates(a: list[float], b: list[float]) -> bool:
-        return all(x >= y for x, y in zip(a, b)) and any(x > y for x, y in zip(a, b))
-
-    out: list[bool | None] = []
-    for i, p in enumerate(signed):
-        if p is None:
-            out.append(None)
-            continue
-        out.append(not any(q is not None and j != i and dominates(q, p)
-                           for j, q in enumerate(signed)))
-    return out
+    """Which points no other point dominates (`dominates`); tied points are all optimal. A point
+    with a missing objective (None) cannot be compared: it gets None and takes no part in the
+    others' verdicts."""
+    return [None if any(v is None for v in p) else
+            not any(j != i and dominates(q, p, maximise) for j, q in enumerate(points))
+            for i, p in enumerate(points)]
 
 
 # --------------------------------------------------------------------------- records
@@ -250,22 +244,21 @@ def fronts(frame: pd.DataFrame, meta: dict[str, Any] | None = None) -> list[Fron
     return out
 
 
+def _objectives(p: VariantPoint) -> tuple[float | None, float | None, float | None]:
+    return p.accuracy, p.size_bytes, p.front_latency_ms
+
+
 def _mark_front(front: Front) -> None:
+    """Pareto-optimal over (accuracy, size, the front thread count's median), and by whom each
+    dominated variant is beaten."""
     for p in front.points:
         p.front_latency_ms = p.latency_ms.get(front.front_threads)
-    objectives = [(p.accuracy, p.size_bytes, p.front_latency_ms) for p in front.points]
-    mask = pareto_mask(objectives, (front.higher_is_better, False, False))
+    maximise = (front.higher_is_better, False, False)
+    mask = pareto_mask([_objectives(p) for p in front.points], maximise)
     for p, on_front in zip(front.points, mask):
         p.pareto = on_front
-        if on_front is False:
-            p.beaten_by = [q.label for q, ok in zip(front.points, mask) if ok is not None
-                           and q is not p and _dominates(front, q, p)]
-
-
-def _dominates(front: Front, a: VariantPoint, b: VariantPoint) -> bool:
-    return pareto_mask([(a.accuracy, a.size_bytes, a.front_latency_ms),
-                        (b.accuracy, b.size_bytes, b.front_latency_ms)],
-                       (front.higher_is_better, False, False)) == [True, False]
+        p.beaten_by = [q.label for q in front.points
+                       if q is not p and dominates(_objectives(q), _objectives(p), maximise)]
 
 
 def _mark_fits(front: Front) -> None:
@@ -338,8 +331,10 @@ def _tied(ties: list[VariantPoint]) -> str:
 def recommendations(front: Front) -> list[Pick]:
     """Smallest model, best accuracy preserved, fastest inference, best that fits the board."""
     points = front.points
-    tiebreak = lambda p: (_better_accuracy(front, p), p.size_bytes or math.inf,  # noqa: E731
-                          p.front_latency_ms or math.inf)
+
+    def tiebreak(p: VariantPoint) -> tuple[float, float, float]:
+        return (_better_accuracy(front, p), math.inf if p.size_bytes is None else p.size_bytes,
+                math.inf if p.front_latency_ms is None else p.front_latency_ms)
     picks = []
     floats = next((p for p in points if p.variant == FLOAT_VARIANT), None)
 
