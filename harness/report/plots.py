@@ -360,11 +360,13 @@ def front_plot(fronts: list[dict[str, Any]]) -> Plot | None:
         fig.legend(handles=handles, loc="outside upper center",
                    ncol=_legend_cols(cols, len(handles)))
         svg = _to_svg(fig, name, tips)
-    threads = {f["front_threads"] for f in fronts}
-    said = ", ".join("no thread count" if t is None else f"{t} thread" for t in threads)
+    threads = dict.fromkeys(f["front_threads"] for f in fronts)
+    said = ", ".join("no thread count" if t is None else f"{t} thread{'s' if t != 1 else ''}"
+                     for t in threads)
     return Plot(name, svg, "Accuracy against size on disk per variant: solid, ringed points are "
                            "Pareto-optimal over accuracy, size and median latency "
-                           f"({said}); faded ones are beaten on all three by another variant. "
+                           f"({said}); faded ones are dominated: another variant is at least as "
+                           "good on all three and better on one. "
                            "Hover a point for its numbers.")
 
 
