@@ -138,9 +138,10 @@ def test_run_report_with_comparison_and_history_sections() -> None:
     assert [r["decision"] for r in data["comparison"]] == ["REGRESSED", "SAME", "UNKNOWN"]
     assert 'data-plot="comparison"' in text and 'data-plot="history"' in text
     assert '<td class="decision-REGRESSED">REGRESSED</td>' in text
-    # sections in order: comparison first, the tables last
+    # sections in order: comparison first, the tables last; two variants with accuracy: a front
     order = [m.group(1) for m in re.finditer(r'<section id="([a-z]+)"', text)]
-    assert order == ["comparison", "latency", "pareto", "profile", "memory", "trends", "tables"]
+    assert order == ["comparison", "latency", "pareto", "front", "profile", "memory", "trends",
+                     "tables"]
 
 
 def test_a_run_without_rows_renders_notes_instead_of_plots() -> None:

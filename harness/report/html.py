@@ -20,8 +20,10 @@ from typing import Any, NamedTuple, Sequence
 
 import pandas as pd
 
+from harness.report import front as front_data
 from harness.report import plot_data, plots
-from harness.report.model import Report, Table, build_report, fmt
+from harness.report.model import (Report, Table, build_report, fmt, front_table,
+                                   recommendation_table)
 
 FONT_CHARS = ("".join(chr(c) for c in range(0x20, 0x7F))
               + "µ–—·×≤≥∝Δ≈→←−…°±²³½¼éèüöäÅ‰•")
@@ -217,6 +219,24 @@ def _pareto_section(frame: pd.DataFrame, data: dict[str, Any]) -> tuple[str, str
         "latency; lower-left is better.", body))
 
 
+def _front_section(frame: pd.DataFrame, meta: dict[str, Any],
+                   data: dict[str, Any]) -> tuple[str, str, str] | None:
+    """The front plot and tables; None (no section) when no model has two variants with
+    accuracy, as in the Markdown and terminal reports."""
+    fronts = front_data.fronts(frame, meta)
+    if not fronts:
+        return None
+    data["front"] = [f.as_dict() for f in fronts]
+    figure = plots.front_plot(data["front"])
+    tables = "".join(_table_html(t, f"front-{_slug(t.title)}") for f in fronts
+                     for t in (front_table(f), recommendation_table(f)))
+    body = (_figure(figure) if figure else "") + tables
+    return ("front", "Accuracy–size front", _section(
+        "front", "Accuracy–size–latency front",
+        "Per target and model: each variant's accuracy, size and median latency as stored; "
+        "which variants are Pareto-optimal, and the picks computed from them.", body))
+
+
 def _profile_section(frame: pd.DataFrame, data: dict[str, Any]) -> tuple[str, str, str]:
     bars = plot_data.profile_bars(frame)
     data["profile"] = bars
@@ -300,8 +320,10 @@ def render_html(frame: pd.DataFrame, meta: dict[str, Any], *,
     """
     report = build_report(frame, meta)
     data: dict[str, Any] = {}
-    sections = [_latency_section(frame, data), _pareto_section(frame, data),
-                _profile_section(frame, data), _memory_section(frame, meta, data)]
+    front = _front_section(frame, meta, data)
+    sections = [_latency_section(frame, data), _pareto_section(frame, data)] + (
+        [front] if front else []) + [_profile_section(frame, data),
+                                     _memory_section(frame, meta, data)]
     if comparison is not None:
         sections.insert(0, _comparison_section(comparison, data))
     if history is not None:

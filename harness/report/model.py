@@ -8,6 +8,8 @@ from typing import Any
 
 import pandas as pd
 
+from harness.report import front as fronts_
+
 
 @dataclass
 class Table:
@@ -213,6 +215,71 @@ def memory_table(frame: pd.DataFrame) -> Table | None:
     return table
 
 
+def _threads_title(threads: int | None) -> str:
+    return "median ms (no thread count)" if threads is None else f"median ms @{threads}t"
+
+
+def front_table(front: fronts_.Front) -> Table:
+    """The variants of one model on one target: accuracy (and its Δ vs float), size, gzip size,
+    median latency per thread count, TFLM arena, board fit, and whether each is Pareto-optimal."""
+    gzip = any(p.gzip_bytes is not None for p in front.points)
+    arena = any(p.arena_bytes is not None for p in front.points)
+    board = front.ram_kb is not None or front.flash_kb is not None
+    unit = f" ({front.unit})" if front.unit else ""
+    columns = ["variant", f"{front.metric}{unit}", "Δ vs float", "size"] + (
+        ["gzip size"] if gzip else []) + [_threads_title(t) for t in front.thread_counts] + (
+        ["TFLM arena"] if arena else []) + (["fits board"] if board else []) + ["Pareto"]
+    direction = "higher" if front.higher_is_better else "lower"
+    threads = ("its median without a thread count" if front.front_threads is None else
+               f"the {front.front_threads}-thread median")
+    table = Table(f"Accuracy–size–latency front: {front.model} on {front.target}", columns,
+                  note=f"Pareto: {front.metric} ({direction} is better), size on disk and "
+                       f"{threads}, all three from the stored rows; a variant is off the front "
+                       "when another is at least as good on all three and better on one (exact "
+                       "ties stay on it); a variant missing one of the three is not judged "
+                       "(n/a).")
+    for p in front.points:
+        if p.pareto is None:
+            missing = [name for name, v in (("accuracy", p.accuracy), ("size", p.size_bytes),
+                                            ("latency", p.front_latency_ms)) if v is None]
+            pareto = f"n/a: no {', '.join(missing)}"
+        elif p.pareto:
+            pareto = "yes"
+        else:
+            pareto = f"no (beaten by {', '.join(p.beaten_by)})"
+        delta = "-" if p.accuracy_delta is None else f"{p.accuracy_delta:+.3g}"
+        if p.variant == fronts_.FLOAT_VARIANT:
+            delta = "float"
+        cells = [p.label, fmt(p.accuracy, 4), delta, _size(p.size_bytes)]
+        cells += [_size(p.gzip_bytes)] if gzip else []
+        cells += [fmt(p.latency_ms.get(t)) for t in front.thread_counts]
+        cells += [_size(p.arena_bytes)] if arena else []
+        if board:
+            cells.append("-" if p.fits is None and not p.fit_reason else
+                         f"{'yes' if p.fits else 'no' if p.fits is False else '?'}"
+                         f" ({p.fit_reason})")
+        table.rows.append(cells + [pareto])
+    return table
+
+
+def recommendation_table(front: fronts_.Front) -> Table:
+    """The picks computed from one front, then the findings (e.g. a variant saving no flash)."""
+    table = Table(f"Recommendation: {front.model} on {front.target}", ["pick", "variant", "why"])
+    for pick in front.picks:
+        table.rows.append([pick.what, pick.variant or "-", pick.why])
+    for finding in front.findings:
+        table.rows.append(["finding", "-", finding])
+    return table
+
+
+def front_tables(frame: pd.DataFrame, meta: dict[str, Any]) -> list[Table]:
+    """Per target × model with at least two variants with accuracy: the front, then the picks."""
+    tables = []
+    for front in fronts_.fronts(frame, meta):
+        tables += [front_table(front), recommendation_table(front)]
+    return tables
+
+
 def build_report(frame: pd.DataFrame, meta: dict[str, Any]) -> Report:
     """The whole report of one run."""
     targets = [t for t in dict.fromkeys(frame["target"].dropna()) if isinstance(t, str)]
@@ -231,7 +298,7 @@ def build_report(frame: pd.DataFrame, meta: dict[str, Any]) -> Report:
         quant_error_table(frame),
         memory_table(frame),
     ]
-    tables += [t for t in extra if t is not None] + profile_tables(frame)
+    tables += [t for t in extra if t is not None] + front_tables(frame, meta) + profile_tables(frame)
     failures = failures_table(frame)
     if failures.rows:
         tables.append(failures)

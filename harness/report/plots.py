@@ -296,6 +296,80 @@ def pareto_plot(points: list[dict[str, Any]], target: str) -> Plot | None:
                            "other mode of the same model. The diamond is the float model.")
 
 
+# --------------------------------------------------------------------------- front
+
+FRONT_MARKERS = ["D", "o", "s", "^", "v", "P", "X", "<", ">", "h", "p", "*", "8", "d"]
+
+
+def front_plot(fronts: list[dict[str, Any]]) -> Plot | None:
+    """Accuracy against size on disk, one panel per target (and model, where a run has several),
+    one marker per variant; Pareto-optimal variants solid and ringed, the others faded.
+
+    `fronts`: `harness.report.front.Front.as_dict()` records. The front is over three objectives
+    (accuracy, size, latency), so a faded point can sit left of a solid one: it is slower."""
+    fronts = [f for f in fronts if any(p["accuracy"] is not None and p["size_bytes"] is not None
+                                       for p in f["points"])]
+    if not fronts:
+        return None
+    name = "front"
+    tips = _Tooltips(name)
+    variants = variant_order(p["variant"] for f in fronts for p in f["points"])
+    marker = {v: FRONT_MARKERS[i % len(FRONT_MARKERS)] for i, v in enumerate(variants)}
+    several_models = len({f["model"] for f in fronts}) > 1
+    rows, cols = _grid(len(fronts))
+    with _style():
+        fig = Figure(figsize=(PANEL_ROW_WIDTH[cols], 3.2 * rows + 0.9), layout="constrained")
+        axes = list(fig.subplots(rows, cols, squeeze=False).flat)
+        for ax, front in zip(axes, fronts):
+            metric, threads = front["metric"], front["front_threads"]
+            for p in front["points"]:
+                if p["accuracy"] is None or p["size_bytes"] is None:
+                    continue
+                on = p["pareto"] is True
+                colour = variant_colour(p["variant"])
+                dot = ax.scatter([p["size_bytes"] / 1024], [p["accuracy"]],
+                                 s=110 if on else 70, marker=marker[p["variant"]],
+                                 color=colour if p["pareto"] is not None else "white",
+                                 alpha=1.0 if on else 0.4, zorder=4 if on else 3,
+                                 edgecolors=INK if on else colour, linewidths=1.8 if on else 1.0)
+                latency = p["latency_ms"].get("n/a" if threads is None else str(threads))
+                delta = "float" if p["variant"] == FLOAT_VARIANT else (
+                    "-" if p["accuracy_delta"] is None else f"{p['accuracy_delta']:+.3g}")
+                verdict = {True: "on the Pareto front", False: "off the front",
+                           None: "not judged (a number is missing)"}[p["pareto"]]
+                tips.add(dot, f"{front['model']} on {front['target']} · {p['variant']}\n"
+                              f"{metric} {p['accuracy']:.4g} (Δ vs float {delta})\n"
+                              f"size {_kib(p['size_bytes'])}, gzip {_kib(p['gzip_bytes'])}\n"
+                              f"median {_ms(latency)} at {threads} thread(s)\n{verdict}")
+                ax.annotate(p["variant"], (p["size_bytes"] / 1024, p["accuracy"]),
+                            xytext=(6, 5), textcoords="offset points", fontsize=7.5,
+                            color=INK if on else MUTED, zorder=5)
+            ax.margins(x=0.2, y=0.25)
+            ax.set_title(_label([front["target"], front["model"] if several_models else None]))
+            ax.set_xlabel("size on disk (KiB)")
+            better = "higher" if front["higher_is_better"] else "lower"
+            unit = f"{front['unit']}, " if front["unit"] else ""
+            ax.set_ylabel(f"{metric} ({unit}{better} is better)")
+        _hide_unused(axes, len(fronts))
+        handles = [Line2D([], [], color=variant_colour(v), marker=marker[v], ls="", ms=7,
+                          label=v) for v in variants]
+        handles += [Line2D([], [], color=MUTED, marker="o", mec=INK, mew=1.8, ls="", ms=8,
+                           label="Pareto-optimal (accuracy, size, latency)"),
+                    Line2D([], [], color=MUTED, marker="o", alpha=0.4, ls="", ms=7,
+                           label="dominated")]
+        fig.legend(handles=handles, loc="outside upper center",
+                   ncol=_legend_cols(cols, len(handles)))
+        svg = _to_svg(fig, name, tips)
+    threads = dict.fromkeys(f["front_threads"] for f in fronts)
+    said = ", ".join("no thread count" if t is None else f"{t} thread{'s' if t != 1 else ''}"
+                     for t in threads)
+    return Plot(name, svg, "Accuracy against size on disk per variant: solid, ringed points are "
+                           "Pareto-optimal over accuracy, size and median latency "
+                           f"({said}); faded ones are dominated: another variant is at least as "
+                           "good on all three and better on one. "
+                           "Hover a point for its numbers.")
+
+
 # --------------------------------------------------------------------------- profile
 
 def profile_plot(data: dict[str, Any]) -> Plot | None:
