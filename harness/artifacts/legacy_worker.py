@@ -26,12 +26,23 @@ LEGACY_ENV = "TF_USE_LEGACY_KERAS"
 QAT_LAYERS = ("Conv2D", "SeparableConv2D", "DepthwiseConv2D", "Dense")
 
 
-def _cluster(model: Any, request: dict, tfmot: Any) -> Any:
+def _cluster(model: Any, request: dict, keras: Any, tfmot: Any) -> Any:
+    """Every layer whose kernel has more than K weights wrapped for clustering (a smaller one
+    has at most K distinct values already)."""
     clustering = tfmot.clustering.keras
-    return clustering.cluster_weights(
-        model, number_of_clusters=int(request["cluster"]),
-        cluster_centroids_init=clustering.CentroidInitialization.KMEANS_PLUS_PLUS,
-        preserve_sparsity=bool(request.get("prune")))
+    clusters = int(request["cluster"])
+
+    def wrap(layer: Any) -> Any:
+        kernels = [w for w in layer.weights if "kernel" in w.name]
+        if kernels and max(int(np.prod(w.shape)) for w in kernels) > clusters:
+            return clustering.cluster_weights(
+                layer, number_of_clusters=clusters,
+                cluster_centroids_init=clustering.CentroidInitialization.KMEANS_PLUS_PLUS,
+                preserve_sparsity=bool(request.get("prune")))
+        return layer
+
+    clustered = keras.models.clone_model(model, clone_function=wrap)
+    return clustered
 
 
 def _quantize(model: Any, request: dict, keras: Any, tfmot: Any) -> Any:
@@ -51,8 +62,10 @@ def _quantize(model: Any, request: dict, keras: Any, tfmot: Any) -> Any:
     elif request.get("prune"):
         scheme = combine.Default8BitPrunePreserveQuantizeScheme()
     else:
-        scheme = quantization.Default8BitQuantizeScheme()
+        scheme = None
     with quantization.quantize_scope():
+        if scheme is None:
+            return quantization.quantize_apply(annotated)
         return quantization.quantize_apply(annotated, scheme)
 
 
@@ -80,7 +93,7 @@ def optimise_and_convert(request: dict) -> bytes:
     set_named_weights(model, from_npz(Path(request["weights"])))
     x, y = np.load(request["x"]), np.load(request["y"])
     if request.get("cluster"):
-        model = _cluster(model, request, tfmot)
+        model = _cluster(model, request, keras, tfmot)
         _fit(model, request, keras, x, y)
         model = tfmot.clustering.keras.strip_clustering(model)
     if request.get("qat"):
