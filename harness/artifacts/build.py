@@ -87,8 +87,9 @@ class Builder:
             model_key = self._model_key(spec)
             artifacts = [self._variant(spec, model_key, variant)
                          for variant in variants_for(spec, self.suite)]
-            for artifact in artifacts:
-                artifact.source = self._keras_path(spec, model_key)
+            for artifact in artifacts:  # an optimisation variant is not this Keras model
+                if parse_variant(artifact.variant.removesuffix(DENYLIST_SUFFIX)).plain:
+                    artifact.source = self._keras_path(spec, model_key)
         for artifact in artifacts:
             artifact.eval = evaldata
         return artifacts
