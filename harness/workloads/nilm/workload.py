@@ -67,11 +67,8 @@ class Nilm:
     def model_key(self, spec: ModelSpec) -> str:
         appliance, arch = self._parts[spec.name]
         config = self._config(spec)
-        architecture = getattr(config, arch).model_dump()
-        if arch == "cnn" and not architecture["separable"]:
-            del architecture["separable"]  # the keys of models built before the option stay
-        return key_of("model", self._data_key(appliance), arch, architecture,
-                      config.training.model_dump(),
+        return key_of("model", self._data_key(appliance), arch,
+                      getattr(config, arch).model_dump(), config.training.model_dump(),
                       package_version("tensorflow-cpu", "tensorflow"))
 
     def _config(self, spec: ModelSpec) -> NilmWorkload:
