@@ -140,6 +140,12 @@ def default_policy(measurement: str, metric: str) -> Policy:
             return Policy(0.5, relative=False, higher_is_better=True)
         return Policy(0.05, counts=m.startswith("peak_rss"), higher_is_better=higher)
     if measurement == "size":
+        if m == "weight_sparsity":  # fraction of zero kernel weights: pruning lost is a regression
+            return Policy(0.02, relative=False, higher_is_better=True)
+        if m == "int4_tensors":
+            return Policy(0.0, relative=False, higher_is_better=True)
+        if m.startswith("distinct_weights"):  # clustered kernels: any new value is a regression
+            return Policy(0.0, relative=False)
         return Policy(0.01, counts=True, higher_is_better=higher)
     if measurement == "accuracy":
         if m.startswith("f1"):

@@ -21,7 +21,10 @@ fi
 echo "setup: installing harness into .venv (TensorFlow, LiteRT, ONNX Runtime, tflite-micro)"
 pip_quiet install --upgrade pip
 # (setuptools' note on editable installs is information, not a problem: not shown)
-PYTHONWARNINGS="ignore:Editable installation" pip_quiet install -e '.[convert,onnx,tflm,serial,lab,dev]'
+PYTHONWARNINGS="ignore:Editable installation" pip_quiet install -e '.[convert,onnx,tflm,serial,lab,dev,optimize]'
+# clustering / QAT tools (pyproject.toml, extra `optimize`): without their pins on `tensorflow` and
+# on absl-py 1, which would pull a second TensorFlow and downgrade absl
+pip_quiet install --no-deps tf-keras==2.21.0 tensorflow-model-optimization==0.8.1
 if [ "${1:-}" = "--test-deps" ]; then
   # Debian packages, sshd, binfmt/qemu and the cached aarch64 root fs (as root; else tests skip)
   echo "setup: test dependencies (Debian packages, sshd, qemu, aarch64 root file system)"

@@ -27,6 +27,7 @@ from harness.artifacts import Artifact
 from harness.artifacts.cache import (code_version, key_of, package_version, sha256_file,
                                      tree_sha256, write_atomic, write_json)
 from harness.config.suite import Suite
+from harness.config.variants import parse_variant
 from harness.errors import ErrorKind, HarnessError
 from harness.results.schema import failure_row
 from harness.workloads import ModelSpec, Workload, open_workload
@@ -86,8 +87,9 @@ class Builder:
             model_key = self._model_key(spec)
             artifacts = [self._variant(spec, model_key, variant)
                          for variant in variants_for(spec, self.suite)]
-            for artifact in artifacts:
-                artifact.source = self._keras_path(spec, model_key)
+            for artifact in artifacts:  # an optimisation variant is not this Keras model
+                if parse_variant(artifact.variant.removesuffix(DENYLIST_SUFFIX)).plain:
+                    artifact.source = self._keras_path(spec, model_key)
         for artifact in artifacts:
             artifact.eval = evaldata
         return artifacts
@@ -196,6 +198,11 @@ class Builder:
         key = key_of("tflite", model_key, variant, code_version("artifacts/convert.py"),
                      code_version("artifacts/quant_debug.py"), quant and quant.model_dump(),
                      package_version("tensorflow-cpu", "tensorflow"))
+        plan = parse_variant(variant.removesuffix(DENYLIST_SUFFIX))
+        if not plan.plain:  # an optimisation variant (harness/artifacts/optimized.py)
+            from harness.artifacts.optimized import cache_parts
+
+            key = key_of(key, cache_parts(self))
         path = self.cache / "tflite" / f"{key}.tflite"
         failure = self.cache / "tflite" / f"{key}.failed.json"
         stats = self.cache / "tflite" / f"{key}.quant_debug.csv"
@@ -206,6 +213,11 @@ class Builder:
 
         self.built += 1
         try:
+            if not plan.plain:
+                from harness.artifacts.optimized import build_optimized
+
+                write_atomic(path, build_optimized(self, spec, plan))
+                return self._finish(spec, variant, path, failure, stats, cached=False)
             saved = self._saved_model(spec, model_key)
             representative = self._calibration(spec)
             if variant.endswith(DENYLIST_SUFFIX):

@@ -1,4 +1,4 @@
-"""TFLite conversion in the five quantization modes, from a Keras model with a fixed batch of 1.
+"""TFLite conversion in the quantization modes, from a Keras model with a fixed batch of 1.
 
 TensorFlow is imported here only, lazily: nothing else on the start-up path pays for it.
 
@@ -30,6 +30,8 @@ VARIANT_DESCRIPTIONS = {
     "w8_a8": "full int8 (representative dataset), float I/O",
     "w8_a16": "16x8: int16 activations, int8 weights",
     "f16": "float16 weights",
+    "w8_a8_fallback": "int8 (representative dataset) with float fallback for ops without an "
+                      "int8 kernel, float I/O",
 }
 
 
@@ -109,6 +111,8 @@ def configure(converter: Any, variant: str, representative: np.ndarray | None) -
         raise ConversionError(f"{variant} needs a representative dataset (a workload or "
                               "calibration data); a bare model file has none")
     converter.representative_dataset = _representative(representative)
+    if variant == "w8_a8_fallback":  # default supported ops: float where int8 has no kernel
+        return converter
     if variant == "w8_a8":
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     elif variant == "w8_a16":

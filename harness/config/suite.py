@@ -5,12 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import Discriminator, Field, Tag, model_validator
+from pydantic import AfterValidator, Discriminator, Field, Tag, model_validator
 
 from harness.config.inventory import NAME_RE, Strict
 from harness.config.loader import load
+from harness.config.variants import check_variant
 
-Variant = Literal["convert_only", "w8", "w8_a8", "w8_a16", "f16"]
+# a converter mode, optimisation steps, or both joined by + (harness/config/variants.py)
+Variant = Annotated[str, AfterValidator(check_variant)]
 ALL_VARIANTS: tuple[str, ...] = ("convert_only", "w8", "w8_a8", "w8_a16", "f16")
 Appliance = Literal["kettle", "microwave", "fridge", "dishwasher", "washing_machine"]
 Architecture = Literal["cnn", "transformer"]
@@ -60,6 +62,7 @@ class CnnSpec(Strict):
     filters: list[int] = Field(default_factory=lambda: [16, 16, 32, 32], min_length=1)
     kernel_size: int = Field(5, ge=1)
     dense: int = Field(64, ge=1)
+    separable: bool = Field(False, description="SeparableConv1D instead of Conv1D")
 
 
 class TransformerSpec(Strict):
@@ -166,6 +169,19 @@ class QuantErrorSpec(Strict):
                                                       "suspected layers kept in float")
 
 
+class OptimizeSpec(Strict):
+    """The fine-tune of the optimisation variants (prune<P>, cluster<K>, qat)."""
+
+    epochs: int = Field(2, ge=1, description="fine-tune epochs per optimisation step")
+    batch_size: int = Field(64, ge=1)
+    learning_rate: float = Field(1e-4, gt=0)
+    max_windows: int = Field(4000, ge=10, description="training inputs used by a fine-tune")
+    prune_schedule: Literal["constant", "polynomial"] = Field(
+        "polynomial", description="sparsity from the start (constant) or rising to the target "
+                                  "over the first half of the fine-tune (polynomial)")
+    seed: int = 0
+
+
 class Measurements(Strict):
     latency: LatencySpec | None = LatencySpec()
     accuracy: bool = False
@@ -208,6 +224,7 @@ class Suite(Strict):
     workload: WorkloadSection | None = None
     models: list[ModelFile] = Field(default_factory=list)
     variants: list[Variant] = Field(default_factory=lambda: list(ALL_VARIANTS), min_length=1)
+    optimize: OptimizeSpec = OptimizeSpec()
     measurements: Measurements = Measurements()
     thresholds: dict[str, float] = Field(default_factory=dict,
                                          description="regression thresholds per metric")

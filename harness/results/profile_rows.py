@@ -16,11 +16,15 @@ Profile rows (measurement "profile"), the same metric names for both methods so 
 Latency rows from benchmark_model (measurement "latency"): `mean_ms`, `min_ms`, `max_ms`, `std_ms`,
 `first_ms`, `warmup_mean_ms`, n = count. Memory rows (measurement "memory"): `rss_footprint_mb`
 (peak RSS − post-import baseline), `peak_rss_mb`, `init_ms`, benchmark_model's footprint lines,
-`tflm_arena_bytes` and the MCU fit. Size rows (measurement "size"): `size_bytes`, `parameter_count`.
+`tflm_arena_bytes` and the MCU fit. Size rows (measurement "size"): `size_bytes`, `parameter_count`,
+`gzip_bytes`, and from the kernels read back (harness/results/weight_stats.py) `weight_sparsity`,
+`distinct_weights_max` (per kernel `distinct_weights`, key = tensor name, for clustered variants)
+and `int4_tensors`.
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 from collections import OrderedDict
 from pathlib import Path
@@ -28,16 +32,9 @@ from typing import Any
 
 from harness.parsers import benchmark_model
 from harness.results.schema import failure_row, make_row
+from harness.results.weight_stats import flatbuffer_schema, weight_stats
 
 NODE_TIME_METRIC = "node_ms"
-
-
-def _flatbuffer_schema() -> Any:
-    try:
-        from ai_edge_litert import schema_py_generated as schema
-    except ImportError:  # TensorFlow's copy
-        from tensorflow.lite.python import schema_py_generated as schema
-    return schema
 
 
 def parameter_count(model_path: str | Path) -> int:
@@ -47,7 +44,7 @@ def parameter_count(model_path: str | Path) -> int:
     weights shared by several tensors count once. Quantized and float variants of one network give
     (nearly) the same count; f16 models count their float16 weights.
     """
-    schema = _flatbuffer_schema()
+    schema = flatbuffer_schema()
     data = Path(model_path).read_bytes()
     model = schema.Model.GetRootAs(data, 0)
     counted: set[int] = set()
@@ -329,6 +326,28 @@ def size_rows(model_path: str | Path | None, fields: dict[str, Any],
     if model_path is not None:
         rows.append(make_row(**common, method="flatbuffer", metric="parameter_count",
                              value=parameter_count(model_path), unit="count"))
+        rows += weight_rows(model_path, common)
+    return rows
+
+
+def weight_rows(model_path: str | Path, common: dict[str, Any]) -> list[dict]:
+    """gzip_bytes of the file, and from its kernels: weight_sparsity (fraction of exact zeros),
+    for clustered variants (`cluster<K>` in the name) distinct_weights_max over the kernels and
+    one `distinct_weights` row per kernel (key = tensor name), and int4_tensors."""
+    data = Path(model_path).read_bytes()
+    rows = [make_row(**dict(common, method="file"), metric="gzip_bytes",
+                     value=len(gzip.compress(data, compresslevel=9, mtime=0)), unit="B")]
+    stats = weight_stats(model_path)
+    flat = dict(common, method="flatbuffer")
+    if stats.sparsity is not None:
+        rows.append(make_row(**flat, metric="weight_sparsity", value=stats.sparsity,
+                             unit="fraction"))
+    if "cluster" in str(common.get("variant") or "") and stats.kernels:
+        rows.append(make_row(**flat, metric="distinct_weights_max", value=stats.distinct_max,
+                             unit="count"))
+        rows += [make_row(**dict(flat, key=k.name), metric="distinct_weights", value=k.distinct,
+                          unit="count") for k in stats.kernels]
+    rows.append(make_row(**flat, metric="int4_tensors", value=stats.int4_tensors, unit="count"))
     return rows
 
 

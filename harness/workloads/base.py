@@ -9,7 +9,8 @@ implementation named by the suite's `workload.kind`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import importlib
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
@@ -33,6 +34,7 @@ class ModelSpec:
     name: str
     file: Path | None = None
     workload: str | None = None
+    options: tuple[str, ...] = ()  # architecture options asked for by a variant (`separable`)
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,26 @@ class Scorer(Protocol):
     def score(self, outputs: np.ndarray, truth: np.ndarray) -> list[Score]:
         """`outputs`: one row per evaluation input, as the runner wrote them (float)."""
         ...
+
+
+@dataclass(frozen=True)
+class FineTune:
+    """What an optimisation variant (prune, cluster, qat) fine-tunes with: training inputs `x` and
+    the targets `y` of the artifact model's output, and the artifact model's architecture as a
+    builder any Keras (Keras 3 or tf-keras, in a process of its own) can run by name:
+    `module:function(keras_module, batch_size, **kwargs, conv2d=...)`, layers named as in the
+    artifact model."""
+
+    x: np.ndarray
+    y: np.ndarray
+    builder: str
+    kwargs: dict = field(default_factory=dict)
+
+    def build(self, keras_module: Any, batch_size: int | None, **extra: Any) -> Any:
+        """The architecture built with `keras_module` (untrained)."""
+        module, _, function = self.builder.partition(":")
+        return getattr(importlib.import_module(module), function)(
+            keras_module, batch_size, **self.kwargs, **extra)
 
 
 @dataclass(frozen=True)
@@ -99,6 +121,14 @@ class Workload(Protocol):
 
     def evaluation(self, spec: ModelSpec, cache: Path) -> EvalData | None:
         """Evaluation inputs, ground truth and scorer of a model; None if it is not scored."""
+        ...
+
+    def model_options(self, spec: ModelSpec) -> tuple[str, ...]:
+        """The architecture options a variant may ask of this model (`separable`)."""
+        ...
+
+    def fine_tune(self, spec: ModelSpec, cache: Path) -> FineTune | None:
+        """Training data and architecture for the optimisation variants; None: not supported."""
         ...
 
 

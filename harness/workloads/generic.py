@@ -157,3 +157,9 @@ class Generic:
 
     def build_model(self, spec: ModelSpec, cache: Path) -> Any:
         raise TypeError(f"{spec.name}: the generic workload builds no models, it uses files")
+
+    def model_options(self, spec: ModelSpec) -> tuple[str, ...]:
+        return ()  # a user's model file has no architecture options
+
+    def fine_tune(self, spec: ModelSpec, cache: Path) -> None:
+        return None  # no architecture to rebuild: prune, cluster and qat do not apply

@@ -78,12 +78,12 @@ def _head(features, dense: int):
 
 
 def build_cnn(window: int, spec: CnnSpec, batch_size: int | None = None) -> keras.Model:
-    """Conv1D + max pooling stack, flatten, dense head."""
+    """Conv1D (SeparableConv1D with `spec.separable`) + max pooling stack, flatten, dense head."""
     inputs = keras.Input(shape=(window, 1), batch_size=batch_size, name="aggregate")
     x = inputs
+    conv = layers.SeparableConv1D if spec.separable else layers.Conv1D
     for i, filters in enumerate(spec.filters):
-        x = layers.Conv1D(filters, spec.kernel_size, padding="same", activation="relu",
-                          name=f"conv{i}")(x)
+        x = conv(filters, spec.kernel_size, padding="same", activation="relu", name=f"conv{i}")(x)
         x = layers.MaxPooling1D(2, name=f"pool{i}")(x)
     x = layers.Flatten(name="flatten")(x)
     return keras.Model(inputs, _head(x, spec.dense), name="cnn")

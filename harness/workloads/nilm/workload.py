@@ -17,7 +17,7 @@ import numpy as np
 from harness.artifacts.cache import (code_version, key_of, package_version, sha256_file,
                                      write_json, write_npy)
 from harness.config.suite import NilmWorkload
-from harness.workloads.base import EvalData, ModelSpec, Score, Step
+from harness.workloads.base import EvalData, FineTune, ModelSpec, Score, Step
 from harness.workloads.nilm.appliances import params
 from harness.workloads.nilm.dataset import NilmData, data_fingerprint, prepare
 from harness.workloads.nilm.metrics import metric_units, nilm_metrics
@@ -66,10 +66,36 @@ class Nilm:
 
     def model_key(self, spec: ModelSpec) -> str:
         appliance, arch = self._parts[spec.name]
-        config = self.config
+        config = self._config(spec)
         return key_of("model", self._data_key(appliance), arch,
                       getattr(config, arch).model_dump(), config.training.model_dump(),
                       package_version("tensorflow-cpu", "tensorflow"))
+
+    def _config(self, spec: ModelSpec) -> NilmWorkload:
+        """The workload configuration with a variant's architecture options applied."""
+        if "separable" in spec.options:
+            return self.config.model_copy(
+                update={"cnn": self.config.cnn.model_copy(update={"separable": True})})
+        return self.config
+
+    def model_options(self, spec: ModelSpec) -> tuple[str, ...]:
+        _, arch = self._parts[spec.name]
+        return ("separable",) if arch == "cnn" else ()
+
+    def fine_tune(self, spec: ModelSpec, cache: Path) -> FineTune | None:
+        """The training windows and their scaled power; the CNN's twin builder (the transformer
+        has none: its optimisation variants are not applicable)."""
+        appliance, arch = self._parts[spec.name]
+        if arch != "cnn":
+            return None
+        train = self._prepared(appliance, cache).train
+        cnn = self._config(spec).cnn
+        return FineTune(np.asarray(train.x, dtype=np.float32),
+                        np.asarray(train.y_scaled, dtype=np.float32).reshape(-1, 1),
+                        "harness.workloads.nilm.twin:build_cnn_twin",
+                        {"window": self.config.window, "filters": list(cnn.filters),
+                         "kernel_size": cnn.kernel_size, "dense": cnn.dense,
+                         "separable": cnn.separable})
 
     # -- data ---------------------------------------------------------------------------------
     def _prepared(self, appliance: str, cache: Path) -> NilmData:
@@ -117,8 +143,9 @@ class Nilm:
             self.step(f"training {spec.name}: epoch {epoch}/{epochs} "
                       f"val_loss {logs.get('val_loss', float('nan')):.4f}")
 
-        model = train(self.config, appliance, arch, data, progress=epoch_done)
-        inference = build_model(arch, self.config)  # same weights, no training loss/optimizer
+        config = self._config(spec)
+        model = train(config, appliance, arch, data, progress=epoch_done)
+        inference = build_model(arch, config)  # same weights, no training loss/optimizer
         inference.set_weights(model.get_weights())
-        return export_model(inference, self.config.window)
+        return export_model(inference, config.window)
 

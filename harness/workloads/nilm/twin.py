@@ -1,0 +1,40 @@
+"""The artifact CNN (models.build_cnn + export_model) rebuilt with any Keras: Keras 3 or tf-keras
+(`keras_module`), batch None for a fine-tune, one output (scaled power), same layer names, so the
+weights move between them by name (harness/artifacts/keras_weights.py).
+
+`conv2d=True` builds the same function with Conv2D / SeparableConv2D on a (1, window, 1) image:
+tensorflow-model-optimization's quantization-aware training has no Conv1D. The converted graph is
+the same (TFLite has no 1-D convolution), and the kernels differ only by a leading axis of 1.
+Kept beside models.py: tests/test_optimize_variants.py checks that both give the same outputs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def build_cnn_twin(keras_module: Any, batch_size: int | None, *, window: int,
+                   filters: list[int], kernel_size: int, dense: int, separable: bool = False,
+                   conv2d: bool = False) -> Any:
+    """The export model's function: aggregate window → scaled power gated by P(on)."""
+    layers = keras_module.layers
+    inputs = keras_module.Input(shape=(window, 1), batch_size=batch_size, name="aggregate")
+    x = inputs
+    if conv2d:
+        x = layers.Reshape((1, window, 1), name="as_image")(x)
+        conv = layers.SeparableConv2D if separable else layers.Conv2D
+        size, pool = (1, kernel_size), (1, 2)
+        pooling = layers.MaxPooling2D
+    else:
+        conv = layers.SeparableConv1D if separable else layers.Conv1D
+        size, pool, pooling = kernel_size, 2, layers.MaxPooling1D
+    for i, count in enumerate(filters):
+        x = conv(count, size, padding="same", activation="relu", name=f"conv{i}")(x)
+        x = pooling(pool, name=f"pool{i}")(x)
+    x = layers.Flatten(name="flatten")(x)
+    hidden = layers.Dense(dense, activation="relu", name="head")(x)
+    power = layers.Dense(1, activation="relu", name="power")(hidden)
+    status = layers.Dense(1, name="status")(hidden)
+    probability = layers.Activation("sigmoid", name="status_probability")(status)
+    gated = layers.Multiply(name="gated_power")([power, probability])
+    return keras_module.Model(inputs, gated, name="cnn_power")
