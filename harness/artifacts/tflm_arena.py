@@ -22,11 +22,13 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
+from harness.config.variants import parse_variant
 from harness.errors import InfraError
 from harness.parsers.tflm import parse_print_allocations
 
 ALIGNMENT = 16
-TFLM_VARIANTS = ("convert_only", "w8_a8", "w8_a16")  # float, full-integer int8 and int16x8
+# converter modes TFLM can run: float, full-integer int8 and int16x8, int8 with float fallback
+TFLM_VARIANTS = ("convert_only", "w8_a8", "w8_a16", "w8_a8_fallback")
 NOT_TFLM = {"w8": "dynamic-range (hybrid) kernels are not in TFLM",
             "f16": "float16 weights (DEQUANTIZE from float16) are not in TFLM"}
 
@@ -168,19 +170,28 @@ def tflm_arena_bytes(model_path: str | Path) -> int:
 
 
 def tflm_can_run(variant: str) -> bool:
-    """Whether a quantization variant is one TFLM can run at all (float, full-integer).
+    """Whether a variant's converter mode is one TFLM can run at all (float, full-integer; an
+    optimisation variant such as `prune50` or `qat` by the mode it converts to).
 
     Dynamic-range `w8` and `f16` are not; whether every operator is supported is decided by
     loading the model (`tflm_supports`).
     """
-    return variant in TFLM_VARIANTS
+    return _mode(variant) in TFLM_VARIANTS
 
 
 def why_not(variant: str) -> str | None:
     """The reason a variant is skipped for TFLM, or None if it is a TFLM variant."""
     if tflm_can_run(variant):
         return None
-    return NOT_TFLM.get(variant, f"variant {variant!r} is not float32 or full-integer")
+    return NOT_TFLM.get(_mode(variant), f"variant {variant!r} is not float32 or full-integer")
+
+
+def _mode(variant: str) -> str:
+    """The converter mode a variant name means (`qat` -> w8_a8); the name itself if unknown."""
+    try:
+        return parse_variant(variant).mode
+    except ValueError:
+        return variant
 
 
 def fits(arena: int, model_bytes: int, ram_kb: int | None, flash_kb: int | None, *,
