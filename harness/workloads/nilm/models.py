@@ -2,7 +2,8 @@
 
 Training models take (batch, window, 1) standardised aggregate windows and output (batch, 2):
 column 0 = appliance power scaled to [0, 1] (`POWER`, gated by the status probability),
-column 1 = on/off status logit (`STATUS`).
+column 1 = on/off status logit (`STATUS`). The reference presets (`reference_models`) output
+only column 0, like the NILM reference project's models.
 `export_model` wraps a trained model into the artifact model: fixed input (1, window, 1), one
 output (1, 1) = scaled power (× max power = W). The transformer uses only static shapes, dense
 layers, batched matmuls and softmax (no control flow), so XNNPACK can take the whole graph.
@@ -112,7 +113,14 @@ def build_transformer(window: int, spec: TransformerSpec, batch_size: int | None
 
 
 def build_model(arch: str, workload: NilmWorkload, batch_size: int | None = None) -> keras.Model:
-    """The training model of `arch` ('cnn' | 'transformer'); output (batch, 2) = [power, logit]."""
+    """The training model of `arch` ('cnn' | 'transformer'): output (batch, 2) = [power, logit],
+    or (batch, 1) = power for a reference preset (`reference_models`)."""
+    from harness.workloads.nilm import reference_models
+
+    if arch == "cnn" and workload.cnn.preset == "seq2point-reference":
+        return reference_models.build_reference_cnn(workload.window, batch_size)
+    if arch == "transformer" and workload.transformer.preset == "nilm-transformer-reference":
+        return reference_models.build_reference_transformer(workload.window, batch_size)
     if arch == "cnn":
         return build_cnn(workload.window, workload.cnn, batch_size)
     if arch == "transformer":
@@ -122,9 +130,14 @@ def build_model(arch: str, workload: NilmWorkload, batch_size: int | None = None
 
 
 def export_model(model: keras.Model, window: int) -> keras.Model:
-    """Artifact model sharing `model`'s weights: input (1, window, 1) → scaled power (1, 1)."""
+    """Artifact model sharing `model`'s weights: input (1, window, 1) → scaled power (1, 1).
+
+    A single-output model (a reference preset) is exported as it is, at batch 1 (no slice op).
+    """
     inputs = keras.Input(shape=(window, 1), batch_size=1, name="aggregate")
-    outputs = model(inputs)[:, POWER:POWER + 1]
+    outputs = model(inputs)
+    if outputs.shape[-1] != 1:
+        outputs = outputs[:, POWER:POWER + 1]
     return keras.Model(inputs, outputs, name=f"{model.name}_power")
 
 

@@ -1,6 +1,6 @@
 """The NILM workload behind the `Workload` seam: seq2point models trained per appliance and
 architecture on REFIT-format data, calibrated on balanced training windows, scored with the NILM
-metrics on held-out houses.
+metrics on one contiguous span per held-out house (the device slides the window over it).
 
 TensorFlow is imported only to train or load a model (`build_model`, `register_layers`).
 """
@@ -18,7 +18,7 @@ from harness.artifacts.cache import (code_version, key_of, package_version, sha2
                                      write_json, write_npy)
 from harness.config.suite import NilmWorkload
 from harness.workloads.base import EvalData, ModelSpec, Score, Step
-from harness.workloads.nilm.appliances import params
+from harness.workloads.nilm.appliances import SAMPLE_SECONDS, params
 from harness.workloads.nilm.dataset import NilmData, data_fingerprint, prepare
 from harness.workloads.nilm.metrics import metric_units, nilm_metrics
 
@@ -27,20 +27,31 @@ KIND = "nilm"
 
 @dataclass(frozen=True)
 class NilmScorer:
-    """NILM metrics of a model's scaled power outputs against the true appliance power (W)."""
+    """NILM metrics of a model's scaled power outputs against the true appliance power (W).
+
+    The outputs are one prediction per sample of the held-out spans (`segments`: predictions per
+    span, one span per house, in order); the status rules run on each span alone. Besides the
+    metrics, `span_days` (per house, keyed `<appliance>/house<N>`) says what was evaluated.
+    """
 
     appliance: str
     max_power_w: float
-    sample_seconds: float  # spacing of consecutive test windows, for energy metrics
+    segments: tuple[int, ...]
+    houses: tuple[int, ...] = ()
+    requested: int = 0    # predictions per house the suite asked for
 
     def score(self, outputs: np.ndarray, truth: np.ndarray) -> list[Score]:
         predicted = np.asarray(outputs).reshape(-1) * self.max_power_w
         truth = np.asarray(truth).reshape(-1)
         metrics = nilm_metrics(np.clip(predicted, 0, None), truth, self.appliance,
-                               self.sample_seconds)
+                               SAMPLE_SECONDS, list(self.segments))
         units = metric_units()
-        return [Score(name, value, units.get(name, ""), n=len(truth), key=self.appliance)
-                for name, value in metrics.items()]
+        scores = [Score(name, value, units.get(name, ""), n=len(truth), key=self.appliance)
+                  for name, value in metrics.items()]
+        for house, count in zip(self.houses, self.segments):
+            scores.append(Score("span_days", count * SAMPLE_SECONDS / 86400, "d", n=count,
+                                key=f"{self.appliance}/house{house}"))
+        return scores
 
 
 class Nilm:
@@ -83,19 +94,24 @@ class Nilm:
         return np.asarray(self._prepared(appliance, cache).representative, dtype=np.float32)
 
     def evaluation(self, spec: ModelSpec, cache: Path) -> EvalData:
-        """The test windows and their true power, written once per data key."""
+        """The held-out spans as one series (the device slides the window over it) and the true
+        power of every prediction, written once per data key."""
         appliance, _ = self._parts[spec.name]
         folder = cache / "eval" / self._data_key(appliance)
-        inputs, truth, meta = (folder / "test_inputs.npy", folder / "test_truth_w.npy",
+        series, truth, meta = (folder / "test_series.npy", folder / "test_truth_w.npy",
                                folder / "meta.json")
-        if not (inputs.is_file() and truth.is_file() and meta.is_file()):
+        if not (series.is_file() and truth.is_file() and meta.is_file()):
             data = self._prepared(appliance, cache)
-            write_npy(truth, np.asarray(data.test_targets_w, dtype=np.float32))
-            write_npy(inputs, np.asarray(data.test_inputs, dtype=np.float32))
-            write_json(meta, {"sample_seconds": data.test_sample_seconds})
+            write_npy(truth, data.test_truth_w())
+            write_npy(series, data.test_series())
+            write_json(meta, {"segments": data.segments,
+                              "houses": [span.house for span in data.spans],
+                              "requested": data.spans[0].requested})
+        info = json.loads(meta.read_text())
         scorer = NilmScorer(appliance, float(params(appliance).max_power_w),
-                            float(json.loads(meta.read_text())["sample_seconds"]))
-        return EvalData(inputs, sha256_file(inputs), truth, scorer)
+                            tuple(info["segments"]), tuple(info["houses"]), info["requested"])
+        return EvalData(series, sha256_file(series), truth, scorer, window=self.config.window,
+                        max_seconds=self.config.evaluation.max_seconds)
 
     # -- models -------------------------------------------------------------------------------
     def input_shape(self, spec: ModelSpec) -> tuple[int, ...]:
