@@ -21,6 +21,7 @@ def tiny(tmp_path_factory):
         dataset={"houses": {"train": [1], "val": [2], "test": [3]}, "days": 1},
         training={"epochs": 1, "batch_size": 64, "max_train_windows": 300,
                   "max_eval_windows": 100, "calibration_windows": 16},
+        evaluation={"days": 0.1},
         cnn={"filters": [4, 8], "kernel_size": 3, "dense": 8},
         transformer={"d_model": 8, "heads": 2, "layers": 1, "ff": 16, "stride": 2})
     return workload, prepare(workload, "kettle", tmp_path_factory.mktemp("nilm"))
@@ -37,13 +38,13 @@ def test_tiny_training_run(tiny, arch):
                   progress=lambda epoch, total, logs: seen.append((epoch, total, logs)))
     assert [(e, n) for e, n, _ in seen] == [(1, 1)]
     assert np.isfinite(seen[0][2]["loss"]) and np.isfinite(seen[0][2]["val_loss"])
-    assert model.predict(data.test.x[:5], verbose=0).shape == (5, 2)
+    assert model.predict(data.val.x[:5], verbose=0).shape == (5, 2)
     exported = export_model(model, workload.window)
     assert tuple(exported.input_shape) == (1, 31, 1) and tuple(exported.output_shape) == (1, 1)
-    np.testing.assert_allclose(exported(data.test.x[:1]).numpy()[0, 0],
-                               model(data.test.x[:1]).numpy()[0, 0], rtol=1e-5, atol=1e-6)
-    watts = predict_power_w(model, data.test.x, "kettle")
-    assert watts.shape == (len(data.test.x),) and watts.min() >= 0
+    np.testing.assert_allclose(exported(data.val.x[:1]).numpy()[0, 0],
+                               model(data.val.x[:1]).numpy()[0, 0], rtol=1e-5, atol=1e-6)
+    watts = predict_power_w(model, data.val.x, "kettle")
+    assert watts.shape == (len(data.val.x),) and watts.min() >= 0
 
 
 def test_rmse_scale_matches_fixture_arithmetic():
@@ -87,6 +88,6 @@ def test_quantization_debugger_on_trained_model(tiny):
     interpreter = Interpreter(model_content=model)
     interpreter.allocate_tensors()
     assert interpreter.get_input_details()[0]["shape"].tolist() == [1, 31, 1]
-    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], data.test.x[:1])
+    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], data.val.x[:1])
     interpreter.invoke()
     assert interpreter.get_tensor(interpreter.get_output_details()[0]["index"]).shape == (1, 1)
