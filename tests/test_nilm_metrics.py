@@ -179,3 +179,19 @@ def test_scorer_keeps_houses_apart_and_reports_the_span():
     assert values[("acc", "dishwasher")] == pytest.approx(700 / 1000)
     assert values[("span_days", "dishwasher/house6")] == pytest.approx(500 * 8 / 86400)
     assert values[("span_days", "dishwasher/house9")] == pytest.approx(500 * 8 / 86400)
+
+
+def test_scorer_labels_accuracy_with_the_epochs_trained(tmp_path):
+    import json
+
+    from harness.workloads.nilm.workload import NilmScorer
+
+    record = tmp_path / "training.json"
+    record.write_text(json.dumps({"epochs_run": 3, "epochs_max": 16, "best_epoch": 2,
+                                  "train_windows": 2000}))
+    scorer = NilmScorer("kettle", 3100.0, (len(KETTLE_TRUE),), (6,), 8, record)
+    scores = {s.metric: s for s in scorer.score((KETTLE_PRED / 3100.0)[:, None], KETTLE_TRUE)}
+    assert scores["train_epochs"].value == 3 and scores["train_epochs"].n == 2000
+    missing = NilmScorer("kettle", 3100.0, (len(KETTLE_TRUE),), (6,), 8, tmp_path / "none.json")
+    assert "train_epochs" not in {s.metric for s in missing.score(KETTLE_PRED[:, None] / 3100.0,
+                                                                  KETTLE_TRUE)}

@@ -66,6 +66,8 @@ def test_span_is_truncated_to_the_longest_gap_free_stretch():
     short = contiguous_span(7, aggregate, power, window=5, predictions=50)
     assert short.start == 11 and short.predictions == 10 and short.requested == 50
     assert contiguous_span(7, aggregate, power, window=16, predictions=3) is None
+    later = contiguous_span(7, aggregate, power, window=5, predictions=8, offset=15)
+    assert later.start == 26 and later.predictions == 8      # 15-25 is too short from 15 on
 
 
 def test_refit_source_reads_generated_folder_like_synthetic(tmp_path):

@@ -60,6 +60,8 @@ class Evaluation(Strict):
 
     days: float = Field(2.0, gt=0, description="span per test house in days (10,800 predictions "
                                                "a day at 8 s per sample)")
+    offset_days: float = Field(0.0, ge=0, description="the span starts this long after the start "
+                                                      "of the house's recording")
     max_seconds: float = Field(300.0, gt=0,
                                description="the device refuses (up front, from a quick timing) "
                                            "a model whose span would take longer than this")

@@ -171,10 +171,12 @@ def _gap_free(aggregate: np.ndarray) -> list[tuple[int, int]]:
 
 
 def contiguous_span(house: int, aggregate: np.ndarray, appliance_w: np.ndarray, window: int,
-                    predictions: int) -> Span | None:
-    """The first gap-free stretch with room for `predictions` windows, cut to that length; when
-    none has room, the longest stretch (fewer predictions). None: no stretch holds one window."""
-    stretches = [(a, b) for a, b in _gap_free(aggregate) if b - a >= window]
+                    predictions: int, offset: int = 0) -> Span | None:
+    """The first gap-free stretch (from sample `offset` on) with room for `predictions` windows,
+    cut to that length; when none has room, the longest stretch (fewer predictions). None: no
+    stretch holds one window."""
+    stretches = [(max(a, offset), b) for a, b in _gap_free(aggregate)
+                 if b - max(a, offset) >= window]
     if not stretches:
         return None
     need = predictions + window - 1
@@ -189,9 +191,11 @@ def contiguous_span(house: int, aggregate: np.ndarray, appliance_w: np.ndarray, 
 
 def _spans(houses: list[_House], workload: NilmWorkload) -> tuple[Span, ...]:
     """One contiguous span per test house (`evaluation.days` of predictions each)."""
-    predictions = max(1, round(workload.evaluation.days * 86400 / SAMPLE_SECONDS))
-    spans = [contiguous_span(h.number, h.aggregate, h.appliance, workload.window, predictions)
-             for h in houses]
+    evaluation = workload.evaluation
+    predictions = max(1, round(evaluation.days * 86400 / SAMPLE_SECONDS))
+    offset = round(evaluation.offset_days * 86400 / SAMPLE_SECONDS)
+    spans = [contiguous_span(h.number, h.aggregate, h.appliance, workload.window, predictions,
+                             offset) for h in houses]
     return tuple(span for span in spans if span is not None)
 
 
@@ -238,7 +242,7 @@ def data_fingerprint(workload: NilmWorkload, appliance: str) -> str:
         "selection": training.model_dump(include={
             "max_train_windows", "max_eval_windows", "window_stride",
             "on_fraction", "calibration_windows", "seed"}),
-        "evaluation": workload.evaluation.days,
+        "evaluation": workload.evaluation.model_dump(include={"days", "offset_days"}),
         "files": _files_signature(workload) if workload.dataset.source == "refit" else None,
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()

@@ -31,7 +31,8 @@ class NilmScorer:
 
     The outputs are one prediction per sample of the held-out spans (`segments`: predictions per
     span, one span per house, in order); the status rules run on each span alone. Besides the
-    metrics, `span_days` (per house, keyed `<appliance>/house<N>`) says what was evaluated.
+    metrics, `span_days` (per house, keyed `<appliance>/house<N>`) says what was evaluated and
+    `train_epochs` (n = training windows) how long the model was trained.
     """
 
     appliance: str
@@ -39,6 +40,7 @@ class NilmScorer:
     segments: tuple[int, ...]
     houses: tuple[int, ...] = ()
     requested: int = 0    # predictions per house the suite asked for
+    training: Path | None = None  # the model's training record (`train_epochs` row), if any
 
     def score(self, outputs: np.ndarray, truth: np.ndarray) -> list[Score]:
         predicted = np.asarray(outputs).reshape(-1) * self.max_power_w
@@ -51,6 +53,10 @@ class NilmScorer:
         for house, count in zip(self.houses, self.segments):
             scores.append(Score("span_days", count * SAMPLE_SECONDS / 86400, "d", n=count,
                                 key=f"{self.appliance}/house{house}"))
+        if self.training is not None and self.training.is_file():
+            record = json.loads(self.training.read_text())
+            scores.append(Score("train_epochs", record["epochs_run"], "epochs",
+                                n=record.get("train_windows"), key=self.appliance))
         return scores
 
 
@@ -109,9 +115,14 @@ class Nilm:
                               "requested": data.spans[0].requested})
         info = json.loads(meta.read_text())
         scorer = NilmScorer(appliance, float(params(appliance).max_power_w),
-                            tuple(info["segments"]), tuple(info["houses"]), info["requested"])
+                            tuple(info["segments"]), tuple(info["houses"]), info["requested"],
+                            self._training_file(spec, cache))
         return EvalData(series, sha256_file(series), truth, scorer, window=self.config.window,
                         max_seconds=self.config.evaluation.max_seconds)
+
+    def _training_file(self, spec: ModelSpec, cache: Path) -> Path:
+        """How the model of `spec` was trained (epochs run, best epoch), beside the cache."""
+        return cache / "training" / f"{self.model_key(spec)}.json"
 
     # -- models -------------------------------------------------------------------------------
     def input_shape(self, spec: ModelSpec) -> tuple[int, ...]:
@@ -119,6 +130,7 @@ class Nilm:
 
     def register_layers(self) -> None:
         import harness.workloads.nilm.models  # noqa: F401 - registers the custom layers
+        import harness.workloads.nilm.reference_models  # noqa: F401 - and the presets' layers
 
     def build_model(self, spec: ModelSpec, cache: Path) -> Any:
         """Train the model and return its artifact form: input (1, window, 1) -> scaled power."""
@@ -129,11 +141,18 @@ class Nilm:
         data = self._prepared(appliance, cache)
         self.step(f"training {spec.name}")
 
+        val_losses: list[float] = []
+
         def epoch_done(epoch: int, epochs: int, logs: dict) -> None:
+            val_losses.append(float(logs.get("val_loss", float("nan"))))
             self.step(f"training {spec.name}: epoch {epoch}/{epochs} "
-                      f"val_loss {logs.get('val_loss', float('nan')):.4f}")
+                      f"val_loss {val_losses[-1]:.4f}")
 
         model = train(self.config, appliance, arch, data, progress=epoch_done)
+        write_json(self._training_file(spec, cache), {
+            "epochs_run": len(val_losses), "epochs_max": self.config.training.epochs,
+            "best_epoch": int(np.nanargmin(val_losses)) + 1 if val_losses else None,
+            "train_windows": int(len(data.train.x))})
         inference = build_model(arch, self.config)  # same weights, no training loss/optimizer
         inference.set_weights(model.get_weights())
         return export_model(inference, self.config.window)
