@@ -60,14 +60,21 @@ def kettle(rng: np.random.Generator, n: int, rating_w: float) -> np.ndarray:
 
 
 def microwave(rng: np.random.Generator, n: int, rating_w: float) -> np.ndarray:
-    """1-1.5 kW for 30 s to 5 min; a third of the uses duty-cycle (defrost)."""
+    """30 s to 5 min of cooking, about six uses a day around meals.
+
+    The magnetron's inverter makes the power ripple (±6 % from one 8-s sample to the next) about
+    the house's 1-1.5 kW rating, where resistive loads (kettle, toaster, heaters) are flat; the
+    fan and lamp (60-90 W) run throughout and one sample after. A third of the uses cook at low
+    power: the magnetron cycles (3 samples on, 2 off) while the fan and lamp stay on.
+    """
     def one(r: np.random.Generator) -> np.ndarray:
-        length = r.integers(minutes(0.5), minutes(5) + 1)
-        power = np.full(length, rating_w) + r.normal(0, 15, length)
+        length = int(r.integers(minutes(0.5), minutes(5) + 1))
+        fan = r.uniform(60, 90)
+        magnetron = (rating_w - fan) * (1 + r.uniform(-0.06, 0.06, length))
         if r.random() < 1 / 3:
-            power[np.arange(length) % 5 >= 3] = 5.0
-        return power
-    return activations(rng, n, 4.0, ((7, 9), (12, 14), (17.5, 21)), one)
+            magnetron[np.arange(length) % 5 >= 3] = 0.0
+        return np.concatenate([fan + magnetron, [fan]]) + r.normal(0, 5, length + 1)
+    return activations(rng, n, 6.0, ((7, 9), (12, 14), (17.5, 21)), one)
 
 
 def fridge(rng: np.random.Generator, n: int, rating_w: float) -> np.ndarray:
