@@ -130,35 +130,44 @@ def _split(houses: list[_House], picks: list[np.ndarray], window: int, appliance
     return Split(x, y_w.astype(np.float32), scale_target(y_w, appliance), status.astype(bool))
 
 
-def _hard(house: _House, window: int) -> np.ndarray:
-    """Samples where a hard negative's midpoint may sit: busy aggregate or the appliance nearby."""
+def _near(house: _House, window: int) -> np.ndarray:
+    """Samples within `NEAR_FRACTION` of a window of an on-sample of the appliance."""
     reach = max(1, int(window * NEAR_FRACTION))
-    near = np.convolve(house.status.astype(np.float64), np.ones(2 * reach + 1), mode="same") > 0
-    return near | (np.nan_to_num(house.aggregate) >= np.nanquantile(house.aggregate, BUSY_QUANTILE))
+    return np.convolve(house.status.astype(np.float64), np.ones(2 * reach + 1), mode="same") > 0
+
+
+def _busy(house: _House) -> np.ndarray:
+    """Samples where the aggregate is in its top `1 - BUSY_QUANTILE` (other large loads on)."""
+    return np.nan_to_num(house.aggregate) >= np.nanquantile(house.aggregate, BUSY_QUANTILE)
 
 
 def _sampled(houses: list[_House], workload: NilmWorkload, n: int, seed: int) -> list[np.ndarray]:
     """Up to `n` window starts over the houses: `on_fraction` with the appliance on, the rest off.
 
-    Half of the off windows are hard negatives, the windows a model confuses with the target: other
-    large loads running (aggregate at the midpoint in its top `1 - BUSY_QUANTILE`) or the appliance
-    on within `NEAR_FRACTION` of a window from the midpoint (it must locate the activation).
+    Two thirds of the off windows are hard negatives, the windows a model confuses with the
+    target: a third with the appliance on within `NEAR_FRACTION` of a window from the midpoint
+    (it must place the activation's edges), a third with other large loads running (aggregate at
+    the midpoint in its top `1 - BUSY_QUANTILE`); the last third is drawn from all off windows.
     """
     training, window = workload.training, workload.window
     starts = [valid_starts(h.aggregate, window, training.window_stride) for h in houses]
     owner = np.concatenate([np.full(s.size, i) for i, s in enumerate(starts)])
     flat = np.concatenate(starts)
+    half = window // 2
     on = np.concatenate([midpoints(h.status, s, window) for h, s in zip(houses, starts)])
-    busy = np.concatenate([_hard(h, window)[s + window // 2] for h, s in zip(houses, starts)])
+    near = np.concatenate([_near(h, window)[s + half] for h, s in zip(houses, starts)])
+    busy = np.concatenate([_busy(h)[s + half] for h, s in zip(houses, starts)])
     rng = np.random.default_rng(seed)
     n = min(n, flat.size)
     take_on = min(int(on.sum()), round(n * training.on_fraction))
     chosen = [rng.choice(np.flatnonzero(on), take_on, replace=False)]
-    busy_off = np.flatnonzero(~on & busy)
-    take_busy = min(busy_off.size, (n - take_on) // 2)
-    chosen.append(rng.choice(busy_off, take_busy, replace=False))
-    rest = np.setdiff1d(np.flatnonzero(~on), chosen[-1])
-    chosen.append(rng.choice(rest, min(rest.size, n - take_on - take_busy), replace=False))
+    for pool in (~on & near, ~on & busy & ~near):
+        candidates = np.setdiff1d(np.flatnonzero(pool), np.concatenate(chosen))
+        chosen.append(rng.choice(candidates, min(candidates.size, (n - take_on) // 3),
+                                 replace=False))
+    rest = np.setdiff1d(np.flatnonzero(~on), np.concatenate(chosen))
+    taken = sum(c.size for c in chosen)
+    chosen.append(rng.choice(rest, min(rest.size, n - taken), replace=False))
     picked = np.sort(np.concatenate(chosen))
     return [flat[picked[owner[picked] == i]] for i in range(len(houses))]
 
