@@ -58,7 +58,7 @@ class Training(Strict):
 class Evaluation(Strict):
     """Contiguous evaluation: one gap-free span per held-out house, a prediction at every sample."""
 
-    days: float = Field(2.0, gt=0, description="span per test house in days (10,800 predictions "
+    days: float = Field(3.0, gt=0, description="span per test house in days (10,800 predictions "
                                                "a day at 8 s per sample)")
     offset_days: float = Field(0.0, ge=0, description="the span starts this long after the start "
                                                       "of the house's recording")

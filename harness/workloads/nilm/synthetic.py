@@ -114,7 +114,7 @@ def dishwasher(rng: np.random.Generator, n: int, heater_w: float) -> np.ndarray:
     wash, drain, hot rinse with an 8-15 min heating block, cold rinse, drying (fan ~15 W).
 
     The circulation pump runs at 60-140 W under the heater; the drain pump (30-50 W, 1-2 min)
-    separates the stages. About five programmes a week, in the early afternoon or evening.
+    separates the stages. About nine programmes a week, in the early afternoon or evening.
     """
     def one(r: np.random.Generator) -> np.ndarray:
         pump = r.uniform(60, 140)
@@ -131,7 +131,7 @@ def dishwasher(rng: np.random.Generator, n: int, heater_w: float) -> np.ndarray:
         dry = np.full(int(r.integers(minutes(15), minutes(30) + 1)), 15.0)
         return np.concatenate([stage(5, 10), drain(), heat(15, 25), stage(20, 30), drain(),
                                heat(8, 15), stage(5, 10), drain(), dry + r.normal(0, 1, dry.size)])
-    return activations(rng, n, 0.75, ((12.5, 14.5), (19, 22)), one)
+    return activations(rng, n, 1.6, ((11, 15), (18, 23)), one)
 
 
 def washing_machine(rng: np.random.Generator, n: int, heater_w: float) -> np.ndarray:
@@ -139,7 +139,7 @@ def washing_machine(rng: np.random.Generator, n: int, heater_w: float) -> np.nda
     25-40 min tumble wash, two rinses (tumble + short spin each), a 6-10 min final spin.
 
     Tumbling reverses the drum every ~30-50 s (100-250 W, 12-20 W at rest), spins reach
-    350-900 W. About five programmes a week, in the morning or late afternoon.
+    350-900 W. About nine programmes a week, in the morning or late afternoon.
     """
     def one(r: np.random.Generator) -> np.ndarray:
         motor, top = r.uniform(100, 250), r.uniform(350, 900)
@@ -153,7 +153,7 @@ def washing_machine(rng: np.random.Generator, n: int, heater_w: float) -> np.nda
         heating = tumble(12, 20) + heater_w * r.uniform(0.97, 1.0)
         return np.concatenate([tumble(4, 8), heating, tumble(25, 40), spin(1, 2, 0.6),
                                tumble(8, 12), spin(1, 2, 0.6), tumble(8, 12), spin(6, 10)])
-    return activations(rng, n, 0.75, ((8, 12), (16, 20)), one)
+    return activations(rng, n, 1.6, ((7, 12), (14, 20)), one)
 
 
 def other_loads(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
