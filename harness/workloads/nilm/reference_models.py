@@ -107,6 +107,10 @@ class AddNormalization(layers.Layer):
         super().__init__(**kwargs)
         self.norm = layers.LayerNormalization()
 
+    def build(self, inputs_shape: tuple, sublayer_shape: tuple | None = None) -> None:
+        if not self.norm.built:
+            self.norm.build(inputs_shape)
+
     def call(self, inputs, sublayer):
         return self.norm(inputs + sublayer)
 
@@ -164,7 +168,7 @@ class TransformerBlock(layers.Layer):
         self.ff_in.build(input_shape)
         self.ff_out.build(tuple(input_shape[:-1]) + (self.ff,))
         for norm in (self.add_norm1, self.add_norm2):
-            norm.norm.build(input_shape)
+            norm.build(input_shape)
 
     def call(self, x, training=None):
         attended = self.dropout1(self.attention(x), training=training)
