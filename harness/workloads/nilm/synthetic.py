@@ -111,7 +111,8 @@ def _pump(rng: np.random.Generator, length: int, pump_w: float) -> np.ndarray:
 
 def dishwasher(rng: np.random.Generator, n: int, heater_w: float) -> np.ndarray:
     """REFIT-like programme, 95-150 min: pre-rinse, main wash with a 15-25 min heating block,
-    wash, drain, hot rinse with an 8-15 min heating block, cold rinse, drying (fan ~15 W).
+    wash, drain, hot rinse with an 8-15 min heating block, cold rinse, then passive drying
+    (~4 W, electronics only: below the 10-W on-threshold, so the programme's on-time ends there).
 
     The circulation pump runs at 60-140 W under the heater; the drain pump (30-50 W, 1-2 min)
     separates the stages. About nine programmes a week, in the early afternoon or evening.
@@ -128,7 +129,7 @@ def dishwasher(rng: np.random.Generator, n: int, heater_w: float) -> np.ndarray:
         def heat(lo: float, hi: float) -> np.ndarray:
             return stage(lo, hi) + heater_w * r.uniform(0.97, 1.0)
 
-        dry = np.full(int(r.integers(minutes(15), minutes(30) + 1)), 15.0)
+        dry = np.full(int(r.integers(minutes(15), minutes(30) + 1)), 4.0)
         return np.concatenate([stage(5, 10), drain(), heat(15, 25), stage(20, 30), drain(),
                                heat(8, 15), stage(5, 10), drain(), dry + r.normal(0, 1, dry.size)])
     return activations(rng, n, 1.6, ((11, 15), (18, 23)), one)
