@@ -153,7 +153,8 @@ def gelu_tanh(x):
 
 @keras.saving.register_keras_serializable(package="harness_nilm_reference")
 class TransformerBlock(layers.Layer):
-    """BERT-style encoder block: attention, dropout, add & norm; feed-forward, dropout, add & norm."""
+    """BERT-style encoder block: attention, dropout, add & norm; feed-forward, dropout, add &
+    norm."""
 
     def __init__(self, hidden: int, heads: int, ff: int, dropout: float, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -161,7 +162,8 @@ class TransformerBlock(layers.Layer):
         self.attention = MultiHeadedAttention(heads, hidden // 2, hidden // 2, hidden)
         self.dropout1, self.dropout2 = layers.Dropout(dropout), layers.Dropout(dropout)
         self.add_norm1, self.add_norm2 = AddNormalization(), AddNormalization()
-        self.ff_in, self.ff_out = layers.Dense(ff, name="ff_in"), layers.Dense(hidden, name="ff_out")
+        self.ff_in = layers.Dense(ff, name="ff_in")
+        self.ff_out = layers.Dense(hidden, name="ff_out")
 
     def build(self, input_shape: tuple) -> None:
         self.attention.build(input_shape)
