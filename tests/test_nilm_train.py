@@ -91,3 +91,28 @@ def test_quantization_debugger_on_trained_model(tiny):
     interpreter.set_tensor(interpreter.get_input_details()[0]["index"], data.val.x[:1])
     interpreter.invoke()
     assert interpreter.get_tensor(interpreter.get_output_details()[0]["index"]).shape == (1, 1)
+
+
+def test_long_programme_appliances_floor_the_on_power():
+    """Dishwasher / washing machine: wherever the status head says on (P ≥ 0.8) the output is
+    over the 10-W threshold, however low the regressed power; other appliances have no floor."""
+    import keras
+
+    from harness.workloads.nilm.appliances import params
+    from harness.workloads.nilm.models import build_model, on_power_floor
+
+    assert on_power_floor("kettle") == on_power_floor("microwave") == on_power_floor(None) == 0.0
+    p = params("washing_machine")
+    assert on_power_floor("washing_machine") == pytest.approx(1.25 * 10 / 2500)
+    workload = NilmWorkload(appliances=["washing_machine"], window=31,
+                            cnn={"filters": [4], "kernel_size": 3, "dense": 8})
+    model = build_model("cnn", workload, appliance="washing_machine")
+    model.get_layer("power").set_weights([np.zeros((8, 1)), np.zeros(1)])        # regresses 0
+    model.get_layer("status").set_weights([np.zeros((8, 1)), np.full(1, np.log(4.0))])  # P = 0.8
+    out = model(np.zeros((1, 31, 1), np.float32)).numpy()[0, 0] * p.max_power_w
+    assert out == pytest.approx(10.0, rel=1e-4)
+    plain = build_model("cnn", workload.model_copy(update={"appliances": ["kettle"]}),
+                        appliance="kettle")
+    assert "power_floor" not in [layer.name for layer in plain.layers]
+    assert isinstance(keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(
+        model.get_layer("power_floor"))), type(model.get_layer("power_floor")))

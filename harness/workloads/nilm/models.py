@@ -65,6 +65,38 @@ class SelfAttention(layers.Layer):
         return {**super().get_config(), "d_model": self.d_model, "heads": self.heads}
 
 
+@keras.saving.register_keras_serializable(package="harness_nilm")
+class Floor(layers.Layer):
+    """max(x, floor): a lower bound on the regressed power (see `on_power_floor`)."""
+
+    def __init__(self, floor: float, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.floor = floor
+
+    def call(self, inputs):
+        return ops.maximum(inputs, self.floor)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "floor": self.floor}
+
+
+def on_power_floor(appliance: str | None) -> float:
+    """Scaled lower bound of the power an on-status stands for: 1.25 × the on-threshold for the
+    appliances whose runs must last 30 min (dishwasher, washing machine), else 0.
+
+    Their programmes have long low-power phases (pump, tumbling) a few W above the 10-W
+    threshold; a regression that undershoots there by a few W breaks the run into pieces shorter
+    than the minimum on-time, all dropped. With the floor, power = P(on) × max(power, floor) is
+    over the threshold wherever the status head says on (P ≥ 0.8), whatever the regression says.
+    """
+    from harness.workloads.nilm.appliances import params
+
+    if appliance is None or params(appliance).min_on_s < 1800:
+        return 0.0
+    p = params(appliance)
+    return 1.25 * p.on_threshold_w / p.max_power_w
+
+
 CENTRE_HALF = 16  # the head also sees the window's middle 2 × 16 + 1 samples as they are
 
 
@@ -76,7 +108,7 @@ def _centre(inputs, window: int):
     return layers.Flatten(name="centre_flat")(crop)
 
 
-def _head(features, dense: int, centre=None):
+def _head(features, dense: int, centre=None, floor: float = 0.0):
     """Dense head, outputs concatenated: (batch, 2) = [power gated by P(on), status logit].
 
     Gating the regressed power with the status probability keeps the prediction near 0 W while the
@@ -89,12 +121,15 @@ def _head(features, dense: int, centre=None):
         features = layers.Concatenate(name="features_centre")([features, centre])
     hidden = layers.Dense(dense, activation="relu", name="head")(features)
     power = layers.Dense(1, activation="relu", name="power")(hidden)
+    if floor > 0:
+        power = Floor(floor, name="power_floor")(power)
     status = layers.Dense(1, name="status")(hidden)
     gated = layers.Multiply(name="gated_power")([power, layers.Activation("sigmoid")(status)])
     return layers.Concatenate(name="power_status")([gated, status])
 
 
-def build_cnn(window: int, spec: CnnSpec, batch_size: int | None = None) -> keras.Model:
+def build_cnn(window: int, spec: CnnSpec, batch_size: int | None = None,
+              floor: float = 0.0) -> keras.Model:
     """Conv1D + max pooling stack, flatten, dense head (with the window's centre samples)."""
     inputs = keras.Input(shape=(window, 1), batch_size=batch_size, name="aggregate")
     x = inputs
@@ -103,7 +138,7 @@ def build_cnn(window: int, spec: CnnSpec, batch_size: int | None = None) -> kera
                           name=f"conv{i}")(x)
         x = layers.MaxPooling1D(2, name=f"pool{i}")(x)
     x = layers.Flatten(name="flatten")(x)
-    return keras.Model(inputs, _head(x, spec.dense, _centre(inputs, window)), name="cnn")
+    return keras.Model(inputs, _head(x, spec.dense, _centre(inputs, window), floor), name="cnn")
 
 
 def _encoder_block(x, spec: TransformerSpec, index: int):
@@ -116,7 +151,7 @@ def _encoder_block(x, spec: TransformerSpec, index: int):
 
 
 def build_transformer(window: int, spec: TransformerSpec, batch_size: int | None = None,
-                      dense: int = 64) -> keras.Model:
+                      dense: int = 64, floor: float = 0.0) -> keras.Model:
     """Strided conv front end, position embedding, encoder blocks, average pooling, dense head
     (with the window's centre samples)."""
     inputs = keras.Input(shape=(window, 1), batch_size=batch_size, name="aggregate")
@@ -126,23 +161,27 @@ def build_transformer(window: int, spec: TransformerSpec, batch_size: int | None
     for index in range(spec.layers):
         x = _encoder_block(x, spec, index)
     x = layers.GlobalAveragePooling1D(name="pool")(x)
-    return keras.Model(inputs, _head(x, dense, _centre(inputs, window)), name="transformer")
+    return keras.Model(inputs, _head(x, dense, _centre(inputs, window), floor),
+                       name="transformer")
 
 
-def build_model(arch: str, workload: NilmWorkload, batch_size: int | None = None) -> keras.Model:
+def build_model(arch: str, workload: NilmWorkload, batch_size: int | None = None,
+                appliance: str | None = None) -> keras.Model:
     """The training model of `arch` ('cnn' | 'transformer'): output (batch, 2) = [power, logit],
-    or (batch, 1) = power for a reference preset (`reference_models`)."""
+    or (batch, 1) = power for a reference preset (`reference_models`). `appliance` sets the
+    small models' `on_power_floor`."""
     from harness.workloads.nilm import reference_models
 
     if arch == "cnn" and workload.cnn.preset == "seq2point-reference":
         return reference_models.build_reference_cnn(workload.window, batch_size)
     if arch == "transformer" and workload.transformer.preset == "nilm-transformer-reference":
         return reference_models.build_reference_transformer(workload.window, batch_size)
+    floor = on_power_floor(appliance)
     if arch == "cnn":
-        return build_cnn(workload.window, workload.cnn, batch_size)
+        return build_cnn(workload.window, workload.cnn, batch_size, floor)
     if arch == "transformer":
         return build_transformer(workload.window, workload.transformer, batch_size,
-                                 workload.cnn.dense)
+                                 workload.cnn.dense, floor)
     raise ValueError(f"unknown architecture {arch!r}: use cnn or transformer")
 
 

@@ -56,7 +56,7 @@ def train(workload: NilmWorkload, appliance: str, arch: str, data: NilmData,
     """Train the `arch` model for `appliance`; returns the training model with the best weights."""
     training = workload.training
     keras.utils.set_random_seed(training.seed)
-    model = build_model(arch, workload)
+    model = build_model(arch, workload, appliance=appliance)
     p = params(appliance)
     model.compile(optimizer=keras.optimizers.Adam(training.learning_rate),
                   loss=nilm_loss(p.loss_lambda, p.on_threshold_w / p.max_power_w))

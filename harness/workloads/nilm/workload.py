@@ -153,7 +153,7 @@ class Nilm:
             "epochs_run": len(val_losses), "epochs_max": self.config.training.epochs,
             "best_epoch": int(np.nanargmin(val_losses)) + 1 if val_losses else None,
             "train_windows": int(len(data.train.x))})
-        inference = build_model(arch, self.config)  # same weights, no training loss/optimizer
+        inference = build_model(arch, self.config, appliance=appliance)  # no loss/optimizer
         inference.set_weights(model.get_weights())
         return export_model(inference, self.config.window)
 
