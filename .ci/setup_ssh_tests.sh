@@ -3,7 +3,8 @@
 # when everything is already there.
 #   - Debian packages: OpenSSH server/client, iproute2 (ip netns, tc), nftables, util-linux (unshare),
 #     qemu-user-static + binfmt-support (the emulated aarch64 device), chromium + chromium-driver
-#     (the HTML report is opened in headless Chromium by tests/test_html_report.py)
+#     (the HTML report is opened in headless Chromium by tests/test_html_report.py), postgresql (the
+#     shared history's tests start a server of their own in a temp dir, tests/lab/pgserver.py)
 #   - /run/sshd (sshd's privilege-separation dir when run as root)
 #   - binfmt_misc mounted and qemu-aarch64 enabled (with the F flag, so it works inside a chroot)
 #   - the arm64 apt architecture and the cached aarch64 root file system
@@ -16,7 +17,7 @@ if [ "$(id -u)" != 0 ]; then
 fi
 export DEBIAN_FRONTEND=noninteractive
 packages=(openssh-server openssh-client iproute2 nftables util-linux procps qemu-user-static binfmt-support
-          socat g++ chromium chromium-driver)
+          socat g++ chromium chromium-driver postgresql)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 updated=0

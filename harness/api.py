@@ -7,23 +7,26 @@ import logging
 import platform
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import pandas as pd
 
-from harness import __version__, defaults
+from harness import __version__, defaults, logs
 from harness.artifacts import Artifact
-from harness.artifacts.build import Builder
+from harness.artifacts.build import Builder, variants_for
 from harness.config import Inventory, load_inventory, load_suite
-from harness.errors import UserError
+from harness.errors import HarnessError, InternalError, UserError
 from harness.orchestrate import TargetOutcome, dropped_rows, run_plan
-from harness.plan import Plan, make_plan
+from harness.plan import Job, Plan, make_plan
 from harness.report import markdown
 from harness.report.model import Report, build_report
-from harness.results.rundir import LOG_FILE, RunDir, RunMeta
+from harness.results.rundir import COMPARE_CSV, LOG_FILE, RunDir, RunMeta
+
+if TYPE_CHECKING:
+    from harness.report.html import HistoryData
 
 log = logging.getLogger("harness")
 SECRET_FIELDS = {"identity_file", "password", "passphrase"}
@@ -40,6 +43,7 @@ class RunResult:
     built: int
     reused: int
     seconds: float
+    interrupted: bool = False  # stopped by Ctrl-C: partial, `harness run --resume` completes it
 
 
 def public_entry(inventory: Inventory, name: str) -> dict[str, Any]:
@@ -49,34 +53,45 @@ def public_entry(inventory: Inventory, name: str) -> dict[str, Any]:
 
 
 @contextmanager
-def _log_to(path: Path) -> Iterator[None]:
+def _log_to(path: Path, capture_output: bool = False) -> Iterator[None]:
+    """Log every record (harness's, the libraries', Python warnings) to `path`; with
+    `capture_output` also what is written to descriptors 1 and 2 (`harness.logs.output_to`)."""
     handler = logging.FileHandler(path)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger("harness")
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
+    own = logging.getLogger("harness")
+    if not own.isEnabledFor(logging.INFO):
+        own.setLevel(logging.INFO)
+    logging.getLogger().addHandler(handler)
     try:
-        yield
+        with logs.output_to(path) if capture_output else nullcontext():
+            yield
     finally:
-        root.removeHandler(handler)
+        logging.getLogger().removeHandler(handler)
         handler.close()
 
 
-def build_artifacts(plan: Plan, cache: Path, progress: Any = None) -> tuple[dict, Builder]:
-    """Build (or reuse) every artifact the plan needs."""
+def build_artifacts(plan: Plan, cache: Path, progress: Any = None,
+                    cancel: threading.Event | None = None) -> tuple[dict, Builder]:
+    """Build (or reuse) every artifact the plan needs (until `cancel` is set); the progress task
+    counts artifacts."""
     builder = Builder(plan.suite, plan.suite_path, cache)
-    task = progress.add_task("building artifacts", total=len(plan.models)) if progress else None
+    total = sum(len(variants_for(spec, plan.suite)) for spec in plan.models)
+    task = progress.add_task("building artifacts", total=total, unit="artifacts") \
+        if progress else None
     if progress:
         builder.step = lambda message: progress.update(task, description=message)
     artifacts: dict[tuple[str, str], Artifact] = {}
-    for spec in plan.models:
-        for artifact in builder.build(spec):
-            artifacts[(artifact.model, artifact.variant)] = artifact
-        if progress:
-            progress.advance(task)
-    if progress:
-        progress.update(task, description=f"artifacts: {builder.built} built, "
-                                          f"{builder.reused} reused from cache")
+    try:
+        for spec in plan.models:
+            if cancel is not None and cancel.is_set():
+                break
+            built = builder.build(spec)
+            for artifact in built:
+                artifacts[(artifact.model, artifact.variant)] = artifact
+            if progress:
+                progress.update(task, advance=len(built), description="building artifacts")
+    finally:
+        builder.close()
     return artifacts, builder
 
 
@@ -98,7 +113,8 @@ class RunRecorder:
     def record(self, outcome: TargetOutcome) -> None:
         """Store a (partial) target outcome."""
         with self._lock:
-            self.run.append(outcome.rows, outcome.series)
+            self.run.append(outcome.rows, outcome.series,
+                            job=job_key(outcome.job) if outcome.job else None)
             self._set_environment(outcome)
 
     def environment(self, outcome: TargetOutcome) -> None:
@@ -107,10 +123,11 @@ class RunRecorder:
             with self._lock:
                 self._set_environment(outcome)
 
-    def finish(self, seconds: float) -> tuple[pd.DataFrame, Report]:
+    def finish(self, seconds: float, interrupted: bool = False) -> tuple[pd.DataFrame, Report]:
         """Write the run time, results.csv and report.md; the tidy frame and the report."""
         with self._lock:
-            self._meta = dataclasses.replace(self._meta, seconds=round(seconds, 1))
+            extra = dict(self._meta.extra, interrupted=True) if interrupted else self._meta.extra
+            self._meta = dataclasses.replace(self._meta, seconds=round(seconds, 1), extra=extra)
             self.run.write_meta(self._meta)
             frame = self.run.finish()
             report = build_report(frame, self._meta.to_json())
@@ -123,8 +140,22 @@ class RunRecorder:
 
 
 def run(suite_path: Path, targets: str | None, inventory_path: Path, out: Path,
-        progress: Any = None, resume: Path | None = None, cache: Path | None = None) -> RunResult:
-    """Run a suite on targets; every result is stored as soon as it is measured."""
+        progress: Any = None, resume: Path | None = None, cache: Path | None = None,
+        connect: Any = None, capture_output: bool = False,
+        cancel: threading.Event | None = None,
+        on_run_dir: Callable[[Path], None] | None = None) -> RunResult:
+    """Run a suite on targets; every result is stored as soon as it is measured.
+
+    `progress`: a `rich.progress.Progress` (or `harness.progress.PlainProgress`): one task counting
+    artifacts while they are built, then one per target counting its jobs. `capture_output`:
+    send what libraries print to descriptors 1 and 2 (TensorFlow, the converter, the runtime)
+    into the run's harness.log (`harness.logs`; the caller keeps its own terminal streams).
+    `connect(name, target) -> Transport` replaces the transports (tests). An unexpected exception
+    is logged with its traceback in the run's harness.log and raised as InternalError naming it.
+    Once `cancel` is set, no new job starts and running ones are stopped; the run is finished
+    from what was measured (`RunResult.interrupted`). `on_run_dir` learns the run directory as
+    soon as it exists.
+    """
     started = time.perf_counter()
     previous: RunMeta | None = None
     if resume:
@@ -149,7 +180,9 @@ def run(suite_path: Path, targets: str | None, inventory_path: Path, out: Path,
         rundir = RunDir.create(out, suite.name)
     else:
         plan.jobs = _missing_jobs(plan, rundir)
-    with _log_to(rundir.file(LOG_FILE)):
+    if on_run_dir is not None:
+        on_run_dir(rundir.path)
+    with _log_to(rundir.file(LOG_FILE), capture_output), _internal_errors(rundir.file(LOG_FILE)):
         log.info("run %s: suite %s on %s (%d jobs)", rundir.run_id, suite.name, selected,
                  len(plan.jobs))
         recorder = RunRecorder(rundir, RunMeta(
@@ -159,24 +192,53 @@ def run(suite_path: Path, targets: str | None, inventory_path: Path, out: Path,
             controller={"python": platform.python_version(), "os": platform.platform()},
             inventory={name: public_entry(inventory, name) for name in selected},
             environment=dict(previous.environment) if previous else {}))
-        artifacts, builder = build_artifacts(plan, cache, progress)
+        artifacts, builder = build_artifacts(plan, cache, progress, cancel)
         log.info("artifacts: %d built, %d reused from cache", builder.built, builder.reused)
-        if previous is None:
-            rundir.append(dropped_rows(plan) + _quant_rows(plan, artifacts), [])
-        measure = progress.add_task("measuring", total=len(plan.jobs)) if progress else None
+        store_artifacts(artifacts.values(), rundir.path.parent.parent)
+        # what the plan left out and what the build made or failed to make (a resumed run
+        # dropped these rows: they are written again from this build)
+        rundir.append(dropped_rows(plan) + _quant_rows(plan, artifacts) + builder.failure_rows,
+                      [])
+        measuring = {name: progress.add_task(f"measuring {name}", total=len(plan.jobs_for(name)),
+                                             unit="jobs")
+                     for name in plan.targets} if progress else {}
 
         def advance(target: str) -> None:
-            if progress:
-                progress.advance(measure)
+            if target in measuring:
+                progress.advance(measuring[target])
 
         outcomes = run_plan(plan, inventory, artifacts, rundir.targets_dir, cache, recorder.record,
-                            advance, inventory_path=inventory_path)
+                            advance, connect=connect, inventory_path=inventory_path,
+                            cancel=cancel)
         for outcome in outcomes:
             recorder.environment(outcome)
-        frame, report = recorder.finish(time.perf_counter() - started)
+        interrupted = cancel is not None and cancel.is_set()
+        if interrupted:
+            log.warning("run %s interrupted: finishing it from what was measured", rundir.run_id)
+        frame, report = recorder.finish(time.perf_counter() - started, interrupted)
     failed = [o.name for o in outcomes if o.failed]
     return RunResult(rundir.path, frame, report, failed, builder.built, builder.reused,
-                     time.perf_counter() - started)
+                     time.perf_counter() - started, interrupted)
+
+
+def store_artifacts(artifacts: Any, reports: Path) -> int:
+    """Put every built artifact into the artifact store of the reports directory (hard links into
+    the cache): the A/B re-measurement finds the files a baseline was measured with by sha256.
+    A store that cannot be written is logged, not fatal (the run's measurements come first)."""
+    from harness.results.artifact_store import ArtifactStore
+
+    store = ArtifactStore(defaults.artifact_store_dir(reports))
+    count = 0
+    for artifact in artifacts:
+        if not artifact.ok or not artifact.sha256 or not Path(artifact.path).is_file():
+            continue
+        try:
+            store.put(artifact.path, artifact.sha256)
+            count += 1
+        except (OSError, UserError) as exc:
+            log.warning("artifact store %s: %s %s not stored: %s", store.root, artifact.model,
+                        artifact.variant, exc)
+    return count
 
 
 def _quant_rows(plan: Plan, artifacts: dict[tuple[str, str], Artifact]) -> list[dict]:
@@ -190,19 +252,33 @@ def _quant_rows(plan: Plan, artifacts: dict[tuple[str, str], Artifact]) -> list[
             for row in quant_error_rows(artifact, plan.suite.name, spec.threshold)]
 
 
-def _missing_jobs(plan: Plan, rundir: RunDir) -> list:
-    """Jobs of the plan without a successful result in the run; their failure rows are dropped."""
-    ok = [r for r in rundir.rows() if r.get("status") == "ok" and r.get("measurement") == "latency"]
+def job_key(job: Job) -> str:
+    """The key of a job in the run directory: target, model, variant and runtime."""
+    return f"{job.target}/{job.job_id}"
 
-    def done(job: Any) -> bool:  # rows carry the runtime actually used; "auto" matches any
-        return any((r["target"], r["model"], r["variant"]) == (job.target, job.model, job.variant)
-                   and job.runtime in ("auto", r.get("runtime")) for r in ok)
 
-    missing = [job for job in plan.jobs if not done(job)]
-    redo = {(job.target, job.model, job.variant) for job in missing}
-    rundir.drop_rows(lambda r: (r.get("target"), r.get("model"), r.get("variant")) not in redo
-                    or r.get("status") == "skipped")
+def _missing_jobs(plan: Plan, rundir: RunDir) -> list[Job]:
+    """Jobs of the plan that are not done in the run: done means every row the job wrote is
+    there and none of them failed. The rows of the others, and the build's rows (written again
+    from this build), are dropped."""
+    done = {job for job, rows in rundir.complete_jobs().items()
+            if all(row.get("status") != "failed" for row in rows)}
+    missing = [job for job in plan.jobs if job_key(job) not in done]
+    rundir.drop_jobs({job_key(job) for job in missing}, build_rows=True)
     return missing
+
+
+@contextmanager
+def _internal_errors(log_file: Path) -> Iterator[None]:
+    """An exception nobody expected: its traceback into the run log, an InternalError naming it."""
+    try:
+        yield
+    except HarnessError:
+        raise
+    except Exception as exc:
+        log.exception("internal error")
+        raise InternalError(f"internal error: {type(exc).__name__}: {exc}",
+                            log=str(log_file)) from exc
 
 
 def import_run(tool: str, files: list[Path], target: str, model: str, variant: str, out: Path,
@@ -235,3 +311,59 @@ def render_run(run_dir: Path) -> Report:
     if not run.has_meta():
         raise UserError(f"{run_dir} is not a run directory (no run.json)")
     return build_report(run.frame(), run.meta().to_json())
+
+
+TREND_RUNS = 20  # runs shown in a run report's Trends section
+TREND_METRIC = "median_ms"
+
+
+def html_report(run_dir: Path, history_path: Path | None = None) -> str:
+    """A stored run as one self-contained HTML page (`harness.report.html.render_html`).
+
+    Plots and tables of the run; the comparison (forest plot) when the run directory holds
+    compare.csv (`plot_data.comparison_from_csv` maps its columns); a Trends section with change
+    points when the history at `history_path` holds earlier runs of the suite.
+    """
+    from harness.report.html import render_html
+    from harness.report.plot_data import comparison_from_csv
+
+    run = RunDir.open(run_dir)
+    meta, frame = run.meta(), run.frame()
+    compare_csv = run.file(COMPARE_CSV)
+    comparison = comparison_from_csv(pd.read_csv(compare_csv)) if compare_csv.is_file() else None
+    return render_html(frame, meta.to_json(), comparison=comparison,
+                       history=_trends(run, meta, frame, history_path))
+
+
+def write_html_report(run_dir: Path, history_path: Path | None = None) -> Path:
+    """Write report.html into the run directory (see `html_report`); its path."""
+    return RunDir.open(run_dir).write_report_html(html_report(run_dir, history_path))
+
+
+def _trends(run: RunDir, meta: RunMeta, frame: pd.DataFrame,
+            history_path: Path | None) -> HistoryData | None:
+    """The Trends section's data (`HistoryData`): this run's targets, TREND_METRIC, the last
+    TREND_RUNS runs of the suite up to this one; None without earlier runs."""
+    from harness.report.html import HistoryData
+    from harness.report.plot_data import series_from_trend
+    from harness.report.trend import find_change_points
+    from harness.results.history import History
+    from harness.results.rundir import suite_name
+
+    suite = suite_name(meta, frame, required=False)
+    if history_path is None or not suite or not History(history_path).exists():
+        return None
+    db = History(history_path)
+    runs = list(db.runs(suite)["run_id"])  # oldest first
+    upto = runs[:runs.index(meta.run_id) + 1] if meta.run_id in runs else runs
+    window = upto[-TREND_RUNS:]
+    if len(window) < 2:
+        return None
+    trend = db.trend(suite=suite, metric=TREND_METRIC, last=len(runs) - runs.index(window[0]))
+    targets = set(frame["target"].dropna())
+    trend = trend[trend["run_id"].isin(window) & trend["target"].isin(targets)]
+    series = series_from_trend(trend)
+    if series.empty:
+        return None
+    changes = find_change_points(series)
+    return HistoryData(series, [(c.key, c.run_id) for c in changes])

@@ -35,6 +35,11 @@ row can only say
      |log change| + 2.054 * sqrt(2) * sd < log(1 + threshold), or
   ?  otherwise: suspect, needs A/B.
 
+The `ab` column says, for each counted latency median row, whether the A/B re-measurement decided
+it (`A/B-tested`), ran out of budget midway (`A/B stopped: budget`) or never ran for it
+(`not A/B-tested: <why>`, set by `note_ab`: budget, same artifact on both sides, artifact not in
+the store, target unreachable, A/B off).
+
 The verdict (`Comparison.regressed`, exit code 1): any counted `+` (a deterministic metric, or a
 latency row whose A/B decision is REGRESSED) or any `!`. `?` and UNKNOWN are reported and do not
 fail. Which rows count: latency `median_ms`, peak RSS, TFLM arena, MCU fit, every size metric,
@@ -96,8 +101,11 @@ OUTPUT_COLUMNS = KEY_COLUMNS + [
     "mark", "state", "counts", "baseline_value", "value", "unit", "change", "change_pct",
     "threshold", "relative", "ratio", "ci_low", "ci_high", "pairs", "p_value", "n_baseline", "n",
     "changed", "reason", "baseline_artifact_sha256", "artifact_sha256",
-    "baseline_runtime_version", "runtime_version", "status", "error_kind", "valid",
+    "baseline_runtime_version", "runtime_version", "status", "error_kind", "valid", "ab",
 ]
+AB_TESTED = "A/B-tested"
+AB_STOPPED = "A/B stopped: budget"
+NOT_AB_TESTED = "not A/B-tested"
 
 SeriesKey = tuple[str, str, str, str, str]     # (target, model, variant, runtime, threads)
 
@@ -183,9 +191,10 @@ def measurement_protocol(suite: Mapping[str, Any] | None) -> dict[str, Any] | No
     {"latency": latency settings without `threads` (a thread count is part of the row key),
      "profile": profile settings without `models`, "accuracy": the evaluation data
      (workload dataset and max_eval_windows), or None for a section the suite does not measure}.
-    None when the suite is unknown.
+    None when the suite is unknown (no suite, or one recorded without its `measurements`, as an
+    imported run's).
     """
-    if not isinstance(suite, Mapping):
+    if not isinstance(suite, Mapping) or "measurements" not in suite:
         return None
     measurements = suite.get("measurements") or {}
     latency = measurements.get("latency")
@@ -241,6 +250,7 @@ class Comparison:
     missing_targets: list[str] = field(default_factory=list)   # in this run, not in the baseline
     absent_targets: list[str] = field(default_factory=list)    # in the baseline, not in this run
     environment_diffs: dict[str, dict[str, tuple[Any, Any]]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)    # about the A/B re-measurement, for reports
 
     @property
     def regressed(self) -> bool:
@@ -763,7 +773,14 @@ def _finish(rows: pd.DataFrame) -> pd.DataFrame:
         rows[column] = pd.to_numeric(rows[column], errors="coerce")
     rows["pairs"] = pd.to_numeric(rows["pairs"], errors="coerce").astype("Int64")
     rows["changed"] = rows["changed"].fillna("")
+    rows["ab"] = rows["ab"].fillna("")
     return rows
+
+
+def is_ab_row(record: Mapping[str, Any]) -> bool:
+    """A row the A/B re-measurement decides: a counted latency median."""
+    return (record["measurement"] == "latency" and bool(record["counts"])
+            and str(record["metric"] or "").startswith("median"))
 
 
 def apply_ab(comparison: Comparison, results: Mapping[SeriesKey, ABResult]) -> Comparison:
@@ -778,8 +795,7 @@ def apply_ab(comparison: Comparison, results: Mapping[SeriesKey, ABResult]) -> C
     rows = comparison.rows.copy()
     for i, record in enumerate(rows.to_dict("records")):
         result = results.get(series_key(record))
-        if (result is None or record["measurement"] != "latency" or not record["counts"]
-                or not str(record["metric"] or "").startswith("median")):
+        if result is None or not is_ab_row(record):
             continue
         mark, state = _AB_STATE.get(result.decision, ("?", REMEASURE))
         stored = record["change_pct"]
@@ -794,7 +810,25 @@ def apply_ab(comparison: Comparison, results: Mapping[SeriesKey, ABResult]) -> C
                    "p_value": result.p_value, "threshold": result.threshold,
                    "change_pct": (result.ratio - 1) * 100,
                    "change": (base_value * (result.ratio - 1)
-                              if not pd.isna(base_value) else math.nan)}
+                              if not pd.isna(base_value) else math.nan),
+                   "ab": AB_TESTED if result.decision is not None else AB_STOPPED}
         for column, value in updates.items():
             rows.at[i, column] = value
+    return replace(comparison, rows=_finish(rows))
+
+
+def note_ab(comparison: Comparison, notes: Mapping[SeriesKey, str]) -> Comparison:
+    """The comparison with why some series were not A/B-tested: each counted latency median row
+    of those series still waiting for A/B (state remeasure) gets `ab` = "not A/B-tested: <why>"
+    and the same in front of its reason; it stays `?` (reported, never a silent pass)."""
+    if not notes:
+        return comparison
+    rows = comparison.rows.copy()
+    for i, record in enumerate(rows.to_dict("records")):
+        why = notes.get(series_key(record))
+        if why is None or not is_ab_row(record) or record["state"] != REMEASURE:
+            continue
+        label = f"{NOT_AB_TESTED}: {why}"
+        rows.at[i, "ab"] = label
+        rows.at[i, "reason"] = f"{label}; {record['reason']}"
     return replace(comparison, rows=_finish(rows))

@@ -3,7 +3,9 @@
 `probe(transport, target)` runs one small Python program on the device (standard library only, Python
 3.6+) and returns a dict: reachable, reason, arch, OS, Python, TFLite runtime and version (tried in the
 runner's order: ai_edge_litert, tflite_runtime, tensorflow), numpy version, CPU governor, temperature,
-free disk in the work dir, and hints with the concrete fix for what is missing. `check_targets` connects
+free disk in the work dir, and hints with the concrete fix for what is missing; then what the
+target's device kind checks (`kind_probe`: `DeviceKind.probe`, e.g. trtexec and its TensorRT
+version, or libedgetpu and which runtime can run the Edge TPU delegate). `check_targets` connects
 to several targets concurrently and never raises for a device that is down: that is a row too.
 """
 
@@ -176,7 +178,45 @@ def probe(transport: Any, target: Any) -> dict[str, Any]:
     result.update(info)
     result["runtime"], result["runtime_version"] = runtime, version
     result["hints"] = hints_for(info, target)
+    if target is not None:
+        found = kind_probe(transport, target)
+        result["kind_probe"] = found
+        result["hints"] += found.get("hints") or []
+    result["setup"] = _setup_status(transport, target, result["hints"], runtime)
     return result
+
+
+def kind_probe(transport: Any, target: Any) -> dict[str, Any]:
+    """What the target's device kind checks on the device (`DeviceKind.probe`: tools, delegate
+    library and runtime versions), with its `summary` and `hints` when it gives them."""
+    from harness.devices import KINDS
+    from harness.devices.base import TargetContext
+
+    kind = KINDS.get(getattr(target, "kind", None))
+    if kind is None:
+        return {}
+    # a probe uses the transport and the target only: no suite, nothing written locally
+    ctx = TargetContext(transport.name, target, transport,
+                        None,  # type: ignore[arg-type]
+                        Path("."), Path("."))
+    try:
+        return kind.probe(ctx)
+    except HarnessError as exc:
+        return {"hints": [f"{target.kind} probe failed: {exc}"]}
+
+
+def _setup_status(transport: Any, target: Any, hints: list[str], runtime: str | None) -> dict:
+    """`harness targets --setup` done or not; its command leads the hints when no runtime works."""
+    from harness.config import Target
+    from harness.device_setup import setup_status
+
+    if not isinstance(target, Target):
+        return {"state": None, "text": "", "fix": None}
+    status = setup_status(transport, target)
+    if status["fix"] and (runtime is None or status["state"] == "outdated"):
+        hints.insert(0, f"set the device up: `{status['fix']}` (a venv with a TFLite runtime "
+                        "verified there)")
+    return status
 
 
 def check_targets(names: list[str], inventory: Any, inventory_path: Path | None = None,
@@ -216,8 +256,8 @@ def render_check(results: list[dict[str, Any]]):
     from rich.table import Table
 
     table = Table(title="targets --check", show_lines=True)
-    for col in ("target", "reachable", "arch", "OS", "Python", "runtime", "numpy", "governor",
-                "temp", "disk free", "notes"):
+    for col in ("target", "reachable", "arch", "OS", "Python", "runtime", "numpy", "setup",
+                "governor", "temp", "disk free", "notes"):
         table.add_column(col, overflow="fold")
     for r in results:
         reach = r.get("reachable")
@@ -227,9 +267,12 @@ def render_check(results: list[dict[str, Any]]):
         temp = f"{r['temperature_c']:.0f} °C" if isinstance(r.get("temperature_c"), (int, float)) else ""
         disk = f"{r['disk_free_mb'] / 1000:.1f} GB" if isinstance(r.get("disk_free_mb"), (int, float)) else ""
         notes = [r["reason"]] if r.get("reason") else []
+        if (r.get("kind_probe") or {}).get("summary"):
+            notes.append(r["kind_probe"]["summary"])
         notes += [f"hint: {h}" for h in r.get("hints") or []]
         table.add_row(str(r.get("target")), mark, r.get("arch") or "", r.get("os") or "",
                       r.get("python") or "", runtime, r.get("numpy") or "",
+                      (r.get("setup") or {}).get("text") or "",
                       r.get("governor") or "", temp, disk, "\n".join(notes))
     return table
 

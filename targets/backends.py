@@ -2,8 +2,12 @@
 
 * `tflite`: a TFLite interpreter from ai_edge_litert, else tflite_runtime, else tensorflow.lite
   (`import_runtime` says which one was used); its default delegate (XNNPACK) where it applies one.
-* `delegate`: the same runtime with an external delegate (the Coral Edge TPU's libedgetpu.so.1),
-  loaded with the runtime's own `load_delegate`; threads do not matter to the accelerator.
+* `delegate`: a TFLite runtime with an external delegate (the Coral Edge TPU's libedgetpu.so.1),
+  loaded with the runtime's own `load_delegate`; threads do not matter to the accelerator. The
+  runtimes tried, in order, are the job's `delegate.runtimes` (the controller picks those that
+  work with the device's libedgetpu), else tflite_runtime then ai_edge_litert; never
+  tensorflow, whose tf.lite cannot run the Edge TPU delegate (google-coral/edgetpu#126). A job
+  `runtime` other than "auto" is used as given.
 * `onnxruntime`: an `.onnx` model in an ONNX Runtime CPU session.
 
 Every model has the same surface: `invoke()` (what is timed), `set_input(x)` (float input,
@@ -16,11 +20,12 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from runner_error import RunnerError
 
 TFLITE_RUNTIMES = ("ai_edge_litert", "tflite_runtime", "tensorflow")
+DELEGATE_RUNTIMES = ("tflite_runtime", "ai_edge_litert")
 BACKENDS = ("tflite", "delegate", "onnxruntime")
 INTEGER_DTYPES = ("int8", "uint8", "int16")
 DEVICE_FIX = {
@@ -29,13 +34,21 @@ DEVICE_FIX = {
                "check the device node (/dev/apex_0 for PCIe/M.2, lsusb shows 18d1:9302 or "
                "1a6e:089a for USB)",
 }
+RUNTIME_FIX = {
+    "edgetpu": "install the tflite-runtime that matches libedgetpu: Coral's tflite-runtime "
+               "2.5.0.post1 (`python3-tflite-runtime` from the Coral apt repository, or the "
+               "wheel from https://github.com/google-coral/pycoral/releases) for the stock "
+               "libedgetpu 16.0, or a libedgetpu rebuilt for your TensorFlow Lite version",
+}
 
 
 # --------------------------------------------------------------------------- TFLite
 
-def import_runtime(preferred: Optional[str] = "auto") -> Tuple[str, str, Any]:
-    """(name, version, interpreter module): ai_edge_litert, else tflite_runtime, else tf.lite."""
-    order = TFLITE_RUNTIMES if preferred in ("auto", None) else (preferred,)
+def import_runtime(preferred: Optional[str] = "auto", order: Sequence[str] = TFLITE_RUNTIMES,
+                   fix: Optional[str] = None) -> Tuple[str, str, Any]:
+    """(name, version, interpreter module): the first of `order` that imports (by default
+    ai_edge_litert, else tflite_runtime, else tf.lite), or `preferred` when it is not "auto"."""
+    order = tuple(order) if preferred in ("auto", None) else (preferred,)
     for name in order:
         try:
             if name == "ai_edge_litert":
@@ -55,7 +68,8 @@ def import_runtime(preferred: Optional[str] = "auto") -> Tuple[str, str, Any]:
         except ImportError:  # try the next one
             continue
     raise RunnerError("runtime_missing", f"no TFLite runtime for {sys.executable} (tried "
-                      f"{', '.join(order)}); fix: {sys.executable} -m pip install ai-edge-litert")
+                      f"{', '.join(order)}); fix: "
+                      f"{fix or sys.executable + ' -m pip install ai-edge-litert'}")
 
 
 def delegate_coverage(ops: List[dict]) -> Dict[str, Any]:
@@ -256,8 +270,9 @@ class TFLiteBackend(Backend):
     kind = "tflite"
     profiles = True
 
-    def __init__(self, preferred: Optional[str]) -> None:
-        self.name, self.version, self.module = import_runtime(preferred)
+    def __init__(self, preferred: Optional[str], order: Sequence[str] = TFLITE_RUNTIMES,
+                 fix: Optional[str] = None) -> None:
+        self.name, self.version, self.module = import_runtime(preferred, order, fix)
 
     def load(self, path: str, threads: int) -> TFLiteModel:
         return TFLiteModel(self.module, path, threads)
@@ -270,10 +285,14 @@ class DelegateBackend(TFLiteBackend):
     profiles = False
 
     def __init__(self, preferred: Optional[str], spec: dict) -> None:
-        super().__init__(preferred)
         if not isinstance(spec, dict) or not spec.get("library"):
             raise RunnerError("bad_job", 'job field `delegate` needs {"name", "library"}, got '
                               f"{spec!r}")
+        order = spec.get("runtimes") or DELEGATE_RUNTIMES
+        if not isinstance(order, (list, tuple)) or not set(order) <= set(TFLITE_RUNTIMES):
+            raise RunnerError("bad_job", "job field `delegate.runtimes` must list TFLite runtimes "
+                              f"({', '.join(TFLITE_RUNTIMES)}), got {order!r}")
+        super().__init__(preferred, order, RUNTIME_FIX.get(spec.get("name", "")))
         self.delegate_name = spec.get("name", "delegate")
         self.library = spec["library"]
         self.options = spec.get("options")

@@ -3,6 +3,7 @@ own row code (harness.results.rows) and run directories written by the real RunD
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -16,8 +17,10 @@ from harness.results.rundir import RunDir, RunMeta
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data" / "compare_real_latency.json"
-SHA = "a" * 64
-SHA_B = "b" * 64          # tonight's build: a new artifact
+ARTIFACT_A = b"baseline model bytes\n"
+ARTIFACT_B = b"tonight's model bytes\n"
+SHA = hashlib.sha256(ARTIFACT_A).hexdigest()
+SHA_B = hashlib.sha256(ARTIFACT_B).hexdigest()          # tonight's build: a new artifact
 ENV = {"hostname": "dev", "arch": "x86_64", "cpu_model": "AMD EPYC", "cores": 2,
        "governor": "performance", "os": "Linux-6.1-x86_64", "python": "3.11.2",
        "runtimes": {"ai_edge_litert": "2.3.0"}}
@@ -81,15 +84,33 @@ def frame(rows: list[dict]) -> pd.DataFrame:
 
 def write_run(root: Path, run_id: str, rows: list[dict], series: list[dict],
               environment: dict[str, dict] | None = None, suite: str = "smoke",
-              thresholds: dict[str, float] | None = None) -> Path:
+              thresholds: dict[str, float] | None = None,
+              suite_doc: dict[str, Any] | None = None) -> Path:
     """A run directory written by the harness's RunDir (rows.jsonl, samples.jsonl, run.json,
-    results.csv)."""
+    results.csv). `suite_doc`: the whole suite as run.json keeps it (`suite_dict()`), else only
+    its name and thresholds."""
     run = RunDir.create(root, suite, run_id)
     for row in rows:
         row["run_id"] = run_id
     run.append(rows, series)
-    run.write_meta(RunMeta(run_id=run_id, suite={"name": suite, "thresholds": thresholds or {}},
+    doc = suite_doc if suite_doc is not None else {"name": suite, "thresholds": thresholds or {}}
+    run.write_meta(RunMeta(run_id=run_id, suite=doc,
                            harness_version="0.1.0",
                            environment=environment if environment is not None else {"host": ENV}))
     run.finish()
     return run.path
+
+
+def store_artifacts(root: Path) -> list[Path]:
+    """The fixture artifacts (SHA, SHA_B) put into an artifact store at `root` by the production
+    ArtifactStore, each file holding the bytes its sha256 names."""
+    from harness.results.artifact_store import ArtifactStore
+
+    store = ArtifactStore(root)
+    paths = []
+    for name, content, sha in (("a.tflite", ARTIFACT_A, SHA), ("b.tflite", ARTIFACT_B, SHA_B)):
+        source = root.parent / f"fixture-{name}"
+        source.parent.mkdir(parents=True, exist_ok=True)
+        source.write_bytes(content)
+        paths.append(store.put(source, sha))
+    return paths

@@ -2,7 +2,7 @@
 sketch's serial protocol (targets/arduino/harness_tflm.ino.in), running the model with the
 `tflite-micro` package.
 
-It reads what the sketch would carry: the model bytes from the generated C array (model_data.cc),
+It reads what the sketch would carry: the model bytes from the generated C array (model_data.cpp),
 the input window, and kTensorArenaSize from the .ino, so a round trip checks the generated files
 too. `arena_used_bytes` is what TFLM's RecordingMicroAllocator reports for that arena (the figure
 `arena_used_bytes()` returns on the board). Latency is wall-clock time of `invoke()` on this

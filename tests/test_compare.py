@@ -74,7 +74,7 @@ def test_new_build_is_compared_not_skipped():
     c = compare(cur, base)
     size = row(c, "size_bytes")
     assert size["mark"] == "+" and size["counts"] and size["change_pct"] == pytest.approx(100)
-    assert "artifact aaaaaaaaaaaa -> bbbbbbbbbbbb" in size["changed"]
+    assert f"artifact {SHA[:12]} -> {SHA_B[:12]}" in size["changed"]
     assert c.regressed and c.exit_code() == 1
     # the latency of the new build is suspect (stored runs are no evidence): re-measure, not x
     lat = row(c)
@@ -134,7 +134,7 @@ def test_failure_of_a_runtime_auto_target_is_newly_failing():
     c = compare(failed, ok)
     bang = row(c, "status")
     assert bang["mark"] == "!" and bang["variant"] == "f16" and bang["runtime"] == "auto"
-    assert bang["error_kind"] == "runner_crash" and "ok in baseline: 8 rows" in bang["reason"]
+    assert bang["error_kind"] == "runner_crash" and "ok in baseline: 9 rows" in bang["reason"]
     assert c.regressed and c.newly_failing and c.exit_code() == 1
     # the f16 rows of the baseline are consumed by the failure, not listed as missing
     assert not (c.rows["reason"] == "in baseline, missing from this run").any()

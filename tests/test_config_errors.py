@@ -9,6 +9,8 @@ import pytest
 from testutil import ROOT, run_cli
 
 GOOD_SUITE = (ROOT / "suites" / "smoke.yaml").read_text()
+# each test starts the CLI in a new process (about 2 s of CPU): the fast suite keeps a few
+SLOW_CLI = pytest.mark.slow
 
 
 def _suite(tmp_path: Path, text: str) -> Path:
@@ -30,6 +32,7 @@ def test_suite_that_does_not_exist(tmp_path: Path) -> None:
     assert "suite file not found" in line and "nope.yaml" in line
 
 
+@SLOW_CLI
 def test_yaml_syntax_error_names_file_and_line(tmp_path: Path) -> None:
     path = _suite(tmp_path, "name: x\nvariants: [w8\nmodels: {\n")
     line = _error_line(run_cli("run", str(path), "--targets", "host"))
@@ -45,23 +48,27 @@ def test_unknown_key_in_suite(tmp_path: Path) -> None:
     assert f"{path}:{lineno}:" in line
 
 
+@SLOW_CLI
 def test_thread_count_zero(tmp_path: Path) -> None:
     path = _suite(tmp_path, GOOD_SUITE.replace("threads: [1, 2]", "threads: [0, 2]"))
     line = _error_line(run_cli("run", str(path), "--targets", "host"))
     assert "measurements.latency" in line and "thread count 0" in line
 
 
+@SLOW_CLI
 def test_unknown_quantization_mode(tmp_path: Path) -> None:
     path = _suite(tmp_path, GOOD_SUITE.replace("[convert_only, w8_a8]", "[convert_only, int4]"))
     line = _error_line(run_cli("run", str(path), "--targets", "host"))
     assert "variants.1" in line and "'int4'" in line and "w8_a16" in line
 
 
+@SLOW_CLI
 def test_unknown_target_lists_targets_and_groups() -> None:
     line = _error_line(run_cli("run", "suites/smoke.yaml", "--targets", "nosuch"))
     assert "'nosuch'" in line and "host" in line and "rpi4" in line and "groups: arm" in line
 
 
+@SLOW_CLI
 def test_inventory_target_without_kind(tmp_path: Path) -> None:
     inventory = tmp_path / "inventory.yaml"
     inventory.write_text("targets:\n  host:\n    workdir: /tmp/x\n")
@@ -79,6 +86,7 @@ def test_unsafe_target_names_are_rejected(tmp_path: Path, name: str) -> None:
     assert not (tmp_path / "pwned").exists()
 
 
+@SLOW_CLI
 def test_workload_errors_name_the_field_inside_the_kind(tmp_path: Path) -> None:
     text = ("name: mine\nworkload:\n  kind: generic\n  models: [{name: m, path: m.keras}]\n"
             "  data: d.npz\n  metric: f1\n")

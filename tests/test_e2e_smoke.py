@@ -112,7 +112,7 @@ def test_resume_measures_only_what_is_missing(smoke_runs: dict, harness_cache: P
     assert len(kept) < len(lines)
     (run_dir / "rows.jsonl").write_text("\n".join(kept) + "\n")
     (run_dir / "results.csv").unlink()
-    before = pd.read_json(run_dir / "rows.jsonl", lines=True)
+    before = pd.read_json(run_dir / "rows.jsonl", lines=True, precise_float=True)
     before = before[(before.metric == "median_ms")].set_index(["variant", "threads"]).value
 
     result = run_cli("run", "--resume", str(run_dir), env={"HARNESS_CACHE": str(harness_cache)})

@@ -4,6 +4,8 @@ missing piece (compiler on the controller, libedgetpu / device on the target) an
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -220,3 +222,265 @@ def test_loop_rate_is_a_separate_metric() -> None:
     assert rate["value"] == 250.0 and rate["method"] == "python_loop" and rate["unit"] == "Hz"
     assert by(rows, "loop_ms")["value"] == 4.0
     assert not [r for r in rows if r["metric"] == "median_ms"]
+
+
+# --------------------------------------------------------------------------- runtime choice
+
+STOCK, REBUILT = "16.0", "16.0tf2.17.1-1"
+
+
+@pytest.mark.parametrize("package, runtime, version, verdict, cited", [
+    (STOCK, "tflite_runtime", "2.5.0.post1", "ok", None),
+    (STOCK, "tflite_runtime", "2.11.1", "ok", None),
+    (STOCK, "tflite_runtime", "2.14.0", "bad", "google-coral/edgetpu#812"),
+    (STOCK, "ai_edge_litert", "2.3.0", "bad", "google-ai-edge/LiteRT#3611"),
+    (REBUILT, "ai_edge_litert", "1.2.0", "ok", "LiteRT#3611"),
+    (REBUILT, "tflite_runtime", "2.17.1", "ok", None),
+    (REBUILT, "tflite_runtime", "2.5.0.post1", "unknown", None),
+    (STOCK, "tensorflow", "2.21.0", "bad", "google-coral/edgetpu#126"),
+    (None, "tflite_runtime", "2.14.0", "unknown", None),
+])
+def test_libedgetpu_and_runtime_pairs(package: str | None, runtime: str, version: str,
+                                      verdict: str, cited: str | None) -> None:
+    from harness.devices.edgetpu import pair_verdict
+
+    got, why = pair_verdict(package, runtime, version)
+    assert got == verdict, why
+    assert runtime in why and (cited is None or cited in why)
+
+
+def test_delegate_runtimes_follow_the_installed_libedgetpu() -> None:
+    from harness.devices.edgetpu import delegate_runtimes
+
+    def found(package: str | None, **runtimes: str) -> dict:
+        return {"package": {"name": "libedgetpu1-std", "version": package} if package else None,
+                "runtimes": runtimes}
+
+    # Mendel (Dev Board, Python 3.7): Coral's tflite-runtime only
+    assert delegate_runtimes(found(STOCK, tflite_runtime="2.5.0.post1")) == (
+        ["tflite_runtime"], None)
+    # ai-edge-litert installed beside it: never preferred with the stock library
+    assert delegate_runtimes(found(STOCK, tflite_runtime="2.5.0.post1", ai_edge_litert="2.3.0",
+                                   tensorflow="2.21.0")) == (["tflite_runtime"], None)
+    # a rebuilt libedgetpu: the matching tflite-runtime first, then ai-edge-litert
+    assert delegate_runtimes(found(REBUILT, tflite_runtime="2.17.1", ai_edge_litert="1.2.0")) == (
+        ["tflite_runtime", "ai_edge_litert"], None)
+    assert delegate_runtimes(found(REBUILT, tflite_runtime="2.5.0", ai_edge_litert="1.2.0")) == (
+        ["ai_edge_litert", "tflite_runtime"], None)
+    # only known-bad pairs: nothing to run, and why
+    order, refusal = delegate_runtimes(found(STOCK, tflite_runtime="2.14.0",
+                                             ai_edge_litert="2.3.0", tensorflow="2.21.0"))
+    assert order == [] and "#812" in refusal and "LiteRT#3611" in refusal
+    assert "tensorflow" not in refusal  # never a fallback for the delegate
+    # the inventory says otherwise: as given
+    assert delegate_runtimes(found(STOCK, ai_edge_litert="2.3.0"), "ai_edge_litert") == (
+        ["ai_edge_litert"], None)
+    # nothing known about the device: the runner's default order
+    assert delegate_runtimes(None) == (["tflite_runtime", "ai_edge_litert"], None)
+
+
+def write_fake_runtimes(folder: Path, **present: str) -> Path:
+    """Importable stand-ins of the TFLite runtimes on a path put first: a runtime given a
+    version imports (its `load_delegate` fails as a missing libedgetpu does), every other one
+    shadows the installed package with an ImportError, as if it were not installed."""
+    for name in ("tflite_runtime", "ai_edge_litert", "tensorflow"):
+        package = folder / name
+        package.mkdir(parents=True, exist_ok=True)
+        if name not in present:
+            (package / "__init__.py").write_text(f"raise ImportError('no {name} (test)')\n")
+            continue
+        delegate = ("def load_delegate(library, options=None):\n"
+                    "    raise ValueError('Failed to load delegate from ' + library)\n"
+                    "class Interpreter:\n    pass\n")
+        if name == "tensorflow":
+            (package / "__init__.py").write_text(
+                f"__version__ = {present[name]!r}\nclass lite:\n    Interpreter = object\n"
+                "    class experimental:\n        @staticmethod\n"
+                "        def load_delegate(library, options=None):\n"
+                "            raise ValueError('Failed to load delegate from ' + library)\n")
+        else:
+            (package / "__init__.py").write_text(f"__version__ = {present[name]!r}\n")
+            (package / "interpreter.py").write_text(delegate)
+    return folder
+
+
+RUNNER_CHOICE = """
+import json, sys
+sys.path[:0] = [sys.argv[1], sys.argv[2]]
+import backends
+from runner_error import RunnerError
+try:
+    backend = backends.open_backend(json.loads(sys.argv[3]))
+    print(json.dumps({"name": backend.name, "version": backend.version}))
+except RunnerError as exc:
+    print(json.dumps({"error": exc.kind, "message": str(exc)}))
+"""
+
+
+@pytest.mark.parametrize("present, job, expected", [
+    ({"tflite_runtime": "2.5.0.post1"}, {"delegate": {}}, "tflite_runtime"),
+    ({"tflite_runtime": "2.5.0.post1", "ai_edge_litert": "2.3.0", "tensorflow": "2.21.0"},
+     {"delegate": {}}, "tflite_runtime"),
+    ({"tflite_runtime": "2.5.0.post1", "ai_edge_litert": "2.3.0"},
+     {"delegate": {"runtimes": ["ai_edge_litert", "tflite_runtime"]}}, "ai_edge_litert"),
+    ({"ai_edge_litert": "2.3.0"}, {"delegate": {}}, "ai_edge_litert"),
+    ({"tflite_runtime": "2.5.0.post1", "ai_edge_litert": "2.3.0"},
+     {"runtime": "ai_edge_litert", "delegate": {"runtimes": ["tflite_runtime"]}},
+     "ai_edge_litert"),
+    ({"tensorflow": "2.21.0"}, {"delegate": {}}, "runtime_missing"),
+    ({"tflite_runtime": "2.5.0.post1"}, {"delegate": {"runtimes": ["ai_edge_litert"]}},
+     "runtime_missing"),
+    ({"tensorflow": "2.21.0"}, {}, "tensorflow"),  # plain CPU jobs keep tf.lite as a fallback
+])
+def test_the_runner_imports_the_runtime_the_job_allows(tmp_path: Path, present: dict, job: dict,
+                                                       expected: str) -> None:
+    fakes = write_fake_runtimes(tmp_path / "fakes", **present)
+    if "delegate" in job:
+        job["delegate"] = dict({"name": "edgetpu", "library": "libedgetpu.so.1"},
+                               **job["delegate"])
+    proc = subprocess.run([sys.executable, "-c", RUNNER_CHOICE, str(fakes),
+                           str(ROOT / "targets"), json.dumps(dict({"runtime": "auto"}, **job))],
+                          capture_output=True, text=True, timeout=120)
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    if expected == "runtime_missing":
+        assert got["error"] == "runtime_missing"
+        assert "tensorflow" not in got["message"].split("tried")[1].split(")")[0]
+        assert "tflite-runtime 2.5.0.post1" in got["message"]  # the Edge TPU fix
+    else:
+        assert got["name"] == expected and got["version"] == present[expected]
+
+
+# --------------------------------------------------------------------------- the device probe
+
+FAKE_LIBEDGETPU = r"""
+#include <stdlib.h>
+/* Test stand-in for libedgetpu.so.1: the C entry points of edgetpu_c.h the harness calls. */
+enum edgetpu_device_type { EDGETPU_APEX_PCI = 0, EDGETPU_APEX_USB = 1 };
+struct edgetpu_device { enum edgetpu_device_type type; const char* path; };
+const char* edgetpu_version(void) {
+  return "BuildLabel(COMPILER=6.3.0 20170516,DATE=redacted,TIME=redacted), RuntimeVersion(14)";
+}
+struct edgetpu_device* edgetpu_list_devices(size_t* num_devices) {
+  *num_devices = DEVICES;
+  if (DEVICES == 0) return NULL;
+  struct edgetpu_device* found = malloc(sizeof *found);
+  found->type = EDGETPU_APEX_USB;
+  found->path = "/sys/bus/usb/devices/2-1";
+  return found;
+}
+void edgetpu_free_devices(struct edgetpu_device* devices) { free(devices); }
+"""
+
+DPKG_QUERY = """#!/bin/sh
+# Test stand-in for dpkg-query -W -f '${{db:Status-Abbrev}} ${{Package}} ${{Version}}\\n' PKG...:
+# the installed libedgetpu package, and dpkg-query's message for the one that is not.
+echo "ii  libedgetpu1-std {version}"
+echo "dpkg-query: no packages found matching libedgetpu1-max" >&2
+exit 1
+"""
+
+
+def device_with_edgetpu(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, devices: int,
+                        package: str | None, **runtimes: str) -> None:
+    """This machine dressed as a Coral: a libedgetpu.so.1 stand-in on LD_LIBRARY_PATH (none when
+    devices < 0), dpkg-query on PATH naming its package, fake TFLite runtimes on PYTHONPATH."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    if devices >= 0:
+        source = tmp_path / "libedgetpu.c"
+        source.write_text(FAKE_LIBEDGETPU)
+        subprocess.run([GCC, "-shared", "-fPIC", f"-DDEVICES={devices}", "-o",
+                        str(lib / "libedgetpu.so.1"), str(source)], check=True, timeout=120)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    if package:
+        (bin_dir / "dpkg-query").write_text(DPKG_QUERY.format(version=package))
+        (bin_dir / "dpkg-query").chmod(0o755)
+    fakes = write_fake_runtimes(tmp_path / "fakes", **runtimes)
+    monkeypatch.setenv("LD_LIBRARY_PATH", str(lib))
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    monkeypatch.setenv("PYTHONPATH", str(fakes))
+
+
+def compiled_artifact(tmp_path: Path):
+    from harness.artifacts import Artifact
+    from harness.artifacts.cache import sha256_file
+
+    model = tmp_path / "cnn_edgetpu.tflite"
+    model.write_bytes(b"TFL3 compiled model stand-in")
+    return Artifact("cnn", "w8_a8", path=model, sha256=sha256_file(model), size_bytes=28,
+                    extra={"int8_size_bytes": 20000, "input_shape": [1, 99, 1], "compiled": True,
+                           "compiler_version": "16.0.384591198",
+                           "compiler_stdout": SUMMARY_V16, "compiler_log": LOG.read_text()})
+
+
+GCC = shutil.which("gcc")
+needs_gcc = pytest.mark.skipif(GCC is None, reason="gcc is not installed (apt-get install gcc)")
+
+
+@needs_gcc
+def test_targets_check_names_libedgetpu_runtime_versions_and_a_known_bad_pair(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness.config.inventory import Target
+    from harness.probe import probe
+    from harness.transport import LocalTransport
+
+    device_with_edgetpu(tmp_path, monkeypatch, devices=1, package=STOCK,
+                        tflite_runtime="2.5.0.post1")
+    coral = Target(kind="edgetpu", python=sys.executable)
+    result = probe(LocalTransport("coral", tmp_path / "work"), coral)
+    found = result["kind_probe"]
+    assert found["package"] == {"name": "libedgetpu1-std", "version": "16.0"}
+    assert "RuntimeVersion(14)" in found["edgetpu_version"]
+    assert found["devices"] == [{"type": "usb", "path": "/sys/bus/usb/devices/2-1"}]
+    assert found["runtimes"]["tflite_runtime"] == "2.5.0.post1"
+    assert found["delegate_runtimes"] == ["tflite_runtime"]
+    assert "libedgetpu1-std 16.0" in found["summary"] and "tflite_runtime 2.5.0.post1" in \
+        found["summary"] and "1 Edge TPU (usb)" in found["summary"]
+    # ai-edge-litert (installed in this environment) next to the stock library: warned
+    bad = [h for h in result["hints"] if "known-bad" in h]
+    assert bad and "LiteRT#3611" in bad[0]
+
+
+@needs_gcc
+def test_execute_runs_the_delegate_with_the_runtime_that_matches_libedgetpu(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness.plan import Job
+
+    device_with_edgetpu(tmp_path, monkeypatch, devices=1, package=STOCK,
+                        tflite_runtime="2.5.0.post1", ai_edge_litert="2.3.0")
+    ctx = make_ctx(tmp_path, {"kind": "edgetpu", "accelerator": "edgetpu"},
+                   make_suite(tmp_path / "cnn.keras"), name="coral")
+    rows, _ = EDGETPU.execute(ctx, Job("coral", "cnn", "w8_a8", "auto"),
+                              compiled_artifact(tmp_path))
+    job = json.loads(next((ctx.local_dir / "jobs").glob("*.json")).read_text())
+    assert job["delegate"]["runtimes"] == ["tflite_runtime"]
+    failure = rows[-1]  # the stand-in runtime cannot open the stand-in library's delegate
+    assert failure["error_kind"] == "device_missing"
+    assert "with tflite_runtime 2.5.0.post1" in failure["message"]
+
+
+@needs_gcc
+@pytest.mark.parametrize("devices, package, runtimes, kind, words", [
+    (1, STOCK, {"tflite_runtime": "2.14.0", "ai_edge_litert": "2.3.0"}, "runtime_missing",
+     ["#812", "LiteRT#3611", "tflite-runtime 2.5.0.post1"]),
+    (0, STOCK, {"tflite_runtime": "2.5.0.post1"}, "device_missing",
+     ["lists no Edge TPU", "lsusb"]),
+    (-1, None, {"tflite_runtime": "2.5.0.post1"}, "device_missing",
+     ["libedgetpu.so.1 cannot be loaded", "libedgetpu1-std"]),
+])
+def test_a_device_that_cannot_run_the_delegate_stops_before_the_runner(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, devices: int, package: str | None,
+        runtimes: dict, kind: str, words: list[str]) -> None:
+    from harness.plan import Job
+
+    device_with_edgetpu(tmp_path, monkeypatch, devices=devices, package=package, **runtimes)
+    ctx = make_ctx(tmp_path, {"kind": "edgetpu", "accelerator": "edgetpu"},
+                   make_suite(tmp_path / "cnn.keras"), name="coral")
+    rows, series = EDGETPU.execute(ctx, Job("coral", "cnn", "w8_a8", "auto"),
+                                   compiled_artifact(tmp_path))
+    failure = rows[-1]
+    assert series == [] and failure["status"] == "failed" and failure["error_kind"] == kind
+    assert failure["phase"] == "probe" and all(w in failure["message"] for w in words)
+    assert not (ctx.local_dir / "jobs").exists()  # the runner never started
+    assert by(rows, "size_bytes")["value"] == 28  # the build rows are kept

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from _cmp_fixtures import ENV, failure, latency, real_samples_us, size_row, write_run
+from _cmp_fixtures import (ENV, SHA, SHA_B, failure, latency, real_samples_us, size_row,
+                           store_artifacts, write_run)
 from harness.errors import UserError
 from harness.results.history import History, run_started
 from harness.results.rundir import RunDir, RunMeta
@@ -20,10 +21,13 @@ IDS = ["20261120-020000-aaaa", "20261121-020000-bbbb", "20261122-020000-cccc"]
 
 
 def _runs(tmp_path, scales=(1.0, 1.0, 1.2)):
+    """Three nights: the baseline's build, the same build again, and a new build (SHA_B) that is
+    10 % bigger and whose stored latency is `scales[2]` times the first."""
     dirs = []
-    for run_id, scale in zip(IDS, scales):
-        rows, series = latency(X, scale)
-        rows.append(size_row(1000))
+    for i, (run_id, scale) in enumerate(zip(IDS, scales)):
+        sha, size = (SHA_B, 1100) if i == 2 else (SHA, 1000)
+        rows, series = latency(X, scale, sha=sha)
+        rows.append(size_row(size, sha=sha))
         dirs.append(write_run(tmp_path / "reports", run_id, rows, series))
     return dirs
 
@@ -31,7 +35,7 @@ def _runs(tmp_path, scales=(1.0, 1.0, 1.2)):
 def test_run_dir_reads_the_contract_files(tmp_path):
     run = RunDir.open(_runs(tmp_path)[0])
     frame, samples, meta = run.frame(), run.samples(), run.meta()
-    assert (frame["run_id"] == IDS[0]).all() and len(frame) == 8
+    assert (frame["run_id"] == IDS[0]).all() and len(frame) == 9
     assert samples[0]["metric"] == "median_ms" and len(samples[0]["samples"]) == 100
     assert meta.environment["host"]["cpu_model"] == "AMD EPYC"
     with pytest.raises(UserError, match="no such run directory"):
@@ -68,7 +72,7 @@ def test_append_again_replaces(tmp_path):
     run_dir = _runs(tmp_path)[0]
     db.append(run_dir)
     db.append(run_dir)
-    assert len(db.runs()) == 1 and len(db.trend()) == 8
+    assert len(db.runs()) == 1 and len(db.trend()) == 9
 
 
 def test_append_frames_and_failures(tmp_path):
@@ -116,8 +120,15 @@ def test_cli_compare_baseline_history(tmp_path, monkeypatch):
     result = cli.invoke(app, ["compare", str(same)])
     assert isinstance(result.exception, UserError) and "no baseline" in str(result.exception)
 
+    # a baseline is pinned: its artifacts must be in the store beside the run
+    result = cli.invoke(app, ["baseline", "set", str(base)])
+    assert isinstance(result.exception, UserError), result.output
+    assert "not in the artifact store" in str(result.exception)
+    assert str(tmp_path / "reports" / "artifacts") in str(result.exception)
+    store_artifacts(tmp_path / "reports" / "artifacts")
     result = cli.invoke(app, ["baseline", "set", str(base)])
     assert result.exit_code == 0, result.output
+    assert "pinned in" in result.output
     assert (tmp_path / "baselines" / "smoke.json").is_file()
     result = cli.invoke(app, ["baseline", "show"])
     assert result.exit_code == 0 and "median_ms" in result.output
@@ -125,8 +136,12 @@ def test_cli_compare_baseline_history(tmp_path, monkeypatch):
     result = cli.invoke(app, ["compare", str(same)])
     assert result.exit_code == 0, result.output
     assert "no regression" in result.output
+    # the new build is 10 % bigger: a counted deterministic regression; its latency waits for
+    # A/B, which needs the inventory's target (none in this folder): `?`, named, not failing
     result = cli.invoke(app, ["compare", str(slow)])
     assert result.exit_code == 1 and "REGRESSION" in result.output
+    assert "size_bytes" in result.output and "not A/B-tested: no inventory at" in result.output
+    assert f"changed: artifact cnn/w8 {SHA[:12]} -> {SHA_B[:12]} (host)" in result.output
     result = cli.invoke(app, ["compare", str(slow), "--against", str(same), "--format", "csv"])
     assert result.exit_code == 1 and result.output.startswith("target,")
     result = cli.invoke(app, ["compare", str(slow), "--format", "md", "-o", "c.md"])
@@ -148,6 +163,7 @@ def test_after_run_nightly_flow(tmp_path, monkeypatch):
 
     monkeypatch.chdir(tmp_path)
     base, same, slow = _runs(tmp_path)
+    store_artifacts(tmp_path / "reports" / "artifacts")     # what `harness run` stores
     # first night: no baseline yet -> nothing compared, the run becomes the baseline
     first = after_run(base, compare_baseline=True, update_baseline=True)
     assert first.comparison is None and not first.regressed

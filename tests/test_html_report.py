@@ -45,7 +45,8 @@ def _latency_rows(model: str, variant: str, threads: int, median: float, **extra
                   threads=threads, measurement="latency", method="runner", unit="ms", n=40,
                   valid=True, **extra)
     return [make_row(**common, metric="median_ms", value=median),
-            make_row(**common, metric="min_ms", value=median * 0.9),
+            make_row(**common, metric="min_ms", value=median * 0.8),
+            make_row(**common, metric="p10_ms", value=median * 0.9),
             make_row(**common, metric="p90_ms", value=median * 1.2)]
 
 
@@ -84,6 +85,22 @@ def test_latency_points_keep_stored_values_and_skip_rows_without_a_median() -> N
     assert len(points) == 1
     assert points[0]["median_ms"] == 3.0 and points[0]["p90_ms"] == pytest.approx(3.6)
     assert points[0]["valid"] is False and points[0]["hint"] == "spread too wide"
+
+
+def test_latency_band_runs_from_p10_and_falls_back_to_min_without_p10() -> None:
+    with_p10 = _latency_rows("m", "w8", 1, 2.0)
+    without = [r for r in _latency_rows("m", "f16", 1, 3.0) if r["metric"] != "p10_ms"]
+    frame = to_frame(with_p10 + without)
+    points = {p["variant"]: p for p in plot_data.latency_points(frame)}
+    assert points["w8"]["band_low"] == pytest.approx(1.8) and points["w8"]["p10_ms"] == 1.8
+    assert points["w8"]["band_low_metric"] == "p10_ms"
+    assert points["f16"]["band_low"] == pytest.approx(2.4)  # the stored minimum
+    assert points["f16"]["band_low_metric"] == "min_ms" and points["f16"]["p10_ms"] is None
+    text = render_html(frame, {"run_id": "r", "suite": {"name": "t"}})
+    assert "p10 – p90 (min – p90 where no p10 is stored)" in text
+    only_p10 = render_html(to_frame(with_p10), {"run_id": "r", "suite": {"name": "t"}})
+    assert "p10 – p90" in only_p10 and "min – p90" not in only_p10
+    assert "p10 1.8 ms" in only_p10  # the dot's tooltip
 
 
 def test_comparison_frame_must_have_the_documented_columns() -> None:
@@ -163,7 +180,7 @@ def test_series_from_trend_takes_history_trend_output() -> None:
 
 @pytest.fixture(scope="module")
 def smoke_report(tmp_path_factory: pytest.TempPathFactory, harness_cache: Path) -> dict:
-    """A real smoke run through the CLI, rendered to report.html beside it."""
+    """A real smoke run through the CLI, and the report.html it wrote beside the run."""
     out = tmp_path_factory.mktemp("html-smoke")
     result = run_cli("run", "suites/smoke.yaml", "--targets", "host", "--out", str(out),
                      env={"HARNESS_CACHE": str(harness_cache)})
@@ -171,9 +188,9 @@ def smoke_report(tmp_path_factory: pytest.TempPathFactory, harness_cache: Path) 
     (run_dir,) = (out / "smoke").iterdir()
     frame = RunDir.open(run_dir).frame()
     meta = json.loads((run_dir / "run.json").read_text())
-    text = render_html(frame, meta)
     path = run_dir / "report.html"
-    path.write_text(text, encoding="utf-8")
+    assert f"report {path}" in result.stdout
+    text = path.read_text(encoding="utf-8")
     return {"run_dir": run_dir, "path": path, "text": text, "frame": frame, "meta": meta}
 
 
@@ -187,9 +204,11 @@ def test_plotted_values_equal_results_csv(smoke_report: dict) -> None:
     assert {(p["variant"], p["threads"]) for p in points} == {
         ("convert_only", 1), ("convert_only", 2), ("w8_a8", 1), ("w8_a8", 2)}
     for p in points:
-        for metric in ("median_ms", "min_ms", "p90_ms", "p99_ms"):
+        for metric in ("median_ms", "p10_ms", "min_ms", "p90_ms", "p99_ms"):
             assert p[metric] == pytest.approx(stored[(p["variant"], p["threads"], metric)],
                                               rel=1e-12)
+        assert p["band_low_metric"] == "p10_ms" and p["band_low"] == p["p10_ms"]
+        assert p["min_ms"] <= p["p10_ms"] <= p["median_ms"] <= p["p90_ms"]
         # the drawn dot's tooltip shows the same median
         assert f"median {p['median_ms'] * 1000:.3g} µs" in smoke_report["text"]
     (float_point,) = [p for p in data["pareto"] if p["variant"] == "convert_only"]

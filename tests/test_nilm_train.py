@@ -27,6 +27,7 @@ def tiny(tmp_path_factory):
     return workload, prepare(workload, "kettle", tmp_path_factory.mktemp("nilm"))
 
 
+@pytest.mark.slow  # trains a model: seconds of CPU each (the fast suite stays under a minute)
 @pytest.mark.parametrize("arch", ["cnn", "transformer"])
 def test_tiny_training_run(tiny, arch):
     from harness.workloads.nilm.models import export_model, predict_power_w
@@ -60,6 +61,7 @@ def test_rmse_scale_matches_fixture_arithmetic():
     assert flagged["suspected"].tolist() == (flagged["rmse_scale"] > 0.7).tolist()
 
 
+@pytest.mark.slow
 def test_quantization_debugger_on_trained_model(tiny):
     import tensorflow as tf
     from ai_edge_litert.interpreter import Interpreter

@@ -135,7 +135,7 @@ def test_missing_onnxruntime_on_the_device_is_not_fatal_to_tflite_jobs(tmp_path:
     import subprocess
     import sys
 
-    from harness.orchestrate import FATAL_KINDS
+    from harness.errors import is_fatal
     from testutil import ROOT
 
     work = tmp_path / "work"
@@ -156,4 +156,4 @@ def test_missing_onnxruntime_on_the_device_is_not_fatal_to_tflite_jobs(tmp_path:
     assert result["status"] == "error"
     assert result["error"]["kind"] == "onnxruntime_missing"
     assert "pip install onnxruntime" in result["error"]["message"]
-    assert result["error"]["kind"] not in FATAL_KINDS
+    assert not is_fatal(result["error"]["kind"])

@@ -53,12 +53,12 @@ def test_rows_samples_results_and_resume_drop(tmp_path):
     rows, series = latency(X)
     run_dir = write_run(tmp_path, "20261122-010000-cccc", rows + [size_row(1000)], series)
     run = RunDir.open(run_dir)
-    assert len(run.rows()) == 8 and run.samples()[0]["samples"] == series[0]["samples"]
-    assert (run_dir / RESULTS_FILE).is_file() and len(run.frame()) == 8
+    assert len(run.rows()) == 9 and run.samples()[0]["samples"] == series[0]["samples"]
+    assert (run_dir / RESULTS_FILE).is_file() and len(run.frame()) == 9
     (run_dir / RESULTS_FILE).unlink()                        # an unfinished run: the row log
-    assert len(run.frame()) == 8 and (run.frame()["run_id"] == run.run_id).all()
+    assert len(run.frame()) == 9 and (run.frame()["run_id"] == run.run_id).all()
     run.drop_rows(lambda r: r["measurement"] != "size")
-    assert len(run.rows()) == 7 and len(run.finish()) == 7
+    assert len(run.rows()) == 8 and len(run.finish()) == 8
     assert run.suite_name() == "smoke"
 
 
@@ -100,7 +100,7 @@ def test_recorder_from_several_threads(tmp_path):
     for worker in workers:
         worker.join()
     frame, report_ = recorder.finish(1.25)
-    assert len(run.samples()) == 3 * len(targets) and len(frame) == 7 * 3 * len(targets)
+    assert len(run.samples()) == 3 * len(targets) and len(frame) == 8 * 3 * len(targets)
     meta = run.meta()
     assert sorted(meta.environment) == targets and meta.seconds == 1.2
     assert {env["hostname"] for env in meta.environment.values()} == set(targets)

@@ -1,8 +1,11 @@
 """Device-side code stays runnable on old devices (Python 3.7, numpy 1.16 on Coral Mendel).
 
-Every targets/*.py is parsed as Python 3.7 (the parser rejects walrus, match, positional-only
-parameters, f-string `=`, parenthesized context managers, except*), then walked for the cheaply
-detectable newer APIs. Not detected: `|` on dicts and other runtime-only differences.
+Every targets/*.py, and every program the controller sends to a device as source text (the
+target probe, the Edge TPU probe), is parsed as Python 3.7 (the parser rejects walrus, match,
+positional-only parameters, f-string `=`, parenthesized context managers, except*), then walked for
+the cheaply detectable newer APIs. An import of a newer module inside `try:` with an `except
+ImportError` is a guarded fallback, not a use. Not detected: `|` on dicts and other runtime-only
+differences.
 """
 
 from __future__ import annotations
@@ -62,6 +65,22 @@ def _annotation_nodes(tree: ast.AST) -> set[int]:
     return {id(inner) for root in roots for inner in ast.walk(root)}
 
 
+def _guarded_imports(tree: ast.AST) -> set[int]:
+    """ids of import statements in a `try:` body whose handlers catch ImportError."""
+    guarded: set[int] = set()
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Try):
+            continue
+        names = set()
+        for handler in node.handlers:
+            kinds = handler.type.elts if isinstance(handler.type, ast.Tuple) else [handler.type]
+            names |= {getattr(k, "id", None) for k in kinds}
+        if names & {"ImportError", "ModuleNotFoundError"}:
+            guarded |= {id(inner) for stmt in node.body for inner in ast.walk(stmt)
+                        if isinstance(inner, (ast.Import, ast.ImportFrom))}
+    return guarded
+
+
 def _postponed(tree: ast.Module) -> bool:
     return any(isinstance(node, ast.ImportFrom) and node.module == "__future__"
                and any(alias.name == "annotations" for alias in node.names) for node in tree.body)
@@ -76,6 +95,7 @@ def newer_than_37(source: str, filename: str = "<source>") -> list[str]:
     found = []
     in_annotation = _annotation_nodes(tree)
     postponed = _postponed(tree)
+    guarded = _guarded_imports(tree)
 
     def flag(node: ast.AST, what: str) -> None:
         found.append(f"{filename}:{getattr(node, 'lineno', '?')}: {what}")
@@ -90,6 +110,8 @@ def newer_than_37(source: str, filename: str = "<source>") -> list[str]:
                 flag(node, f"{owner}.{node.attr} ({NEWER_ATTRIBUTES[owner, node.attr]})")
         elif isinstance(node, ast.Name) and node.id in NEWER_METHODS:
             flag(node, NEWER_METHODS[node.id])
+        elif isinstance(node, (ast.Import, ast.ImportFrom)) and id(node) in guarded:
+            continue
         elif isinstance(node, ast.ImportFrom):
             module = node.module or ""
             for alias in node.names:
@@ -151,13 +173,29 @@ def test_device_code_runs_on_python37_and_numpy116(path: Path) -> None:
     "def f(x: list[int]) -> None: pass",
     "def f(x: int | None) -> None: pass",
     "from __future__ import annotations\nsizes = list[int]",
+    "try:\n    from importlib import metadata\nexcept ValueError:\n    pass",
 ])
 def test_the_checker_flags_newer_code(source: str) -> None:
     assert newer_than_37(source), source
 
 
+def device_programs() -> dict[str, str]:
+    """Programs the controller sends to a device as source text, by name."""
+    from harness import probe
+    from harness.devices import edgetpu
+
+    return {"harness.probe.PROBE_SCRIPT": probe.PROBE_SCRIPT,
+            "harness.devices.edgetpu.PROBE_SCRIPT": edgetpu.PROBE_SCRIPT}
+
+
+@pytest.mark.parametrize("name", sorted(device_programs()))
+def test_programs_sent_to_devices_run_on_python37(name: str) -> None:
+    assert newer_than_37(device_programs()[name], name) == []
+
+
 @pytest.mark.parametrize("source", [
     "from __future__ import annotations\ndef f(x: list[int] | None) -> dict[str, int]: pass",
+    "try:\n    from importlib import metadata\nexcept ImportError:\n    metadata = None",
     "import numpy as np\nrng = np.random.RandomState(0)\np = np.prod([1, 2])",
     "from typing import Any, Dict, Optional",
     "name = 'runner.py'.split('.')[0]",

@@ -3,21 +3,32 @@
 The workload (harness/workloads) provides the models, their calibration data and their evaluation
 data; this module converts, quantizes and caches. A second run with nothing changed loads nothing
 heavy: no TensorFlow import, no training, no conversion.
+
+Every build step (training, SavedModel export, evaluation data, conversion per variant, the
+QuantizationDebugger, the denylist conversion) that fails becomes the failure of what it was
+building: an Artifact with `error` (a `build` row per job), or a row in `failure_rows` (quant_error,
+accuracy); the other steps go on. Only the converter's refusal of a model (`ConversionError`) is
+cached; a crash, a killed converter, OSError or MemoryError (`build_failed`) is tried again on the
+next run. Conversions run in a separate process (`convert.ConverterProcess`).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import shutil
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
+from harness import fileio
 from harness.artifacts import Artifact
 from harness.artifacts.cache import (code_version, key_of, package_version, sha256_file,
                                      tree_sha256, write_atomic, write_json)
 from harness.config.suite import Suite
+from harness.errors import ErrorKind, HarnessError
+from harness.results.schema import failure_row
 from harness.workloads import ModelSpec, Workload, open_workload
 
 log = logging.getLogger("harness.artifacts")
@@ -42,8 +53,13 @@ def variants_for(spec: ModelSpec, suite: Suite) -> list[str]:
     return variants
 
 
+class StepFailed(Exception):
+    """A build step that failed for a reason that may not last: recorded, never cached."""
+
+
 class Builder:
-    """Builds and caches the artifacts of one suite."""
+    """Builds and caches the artifacts of one suite (call `close` when done: it stops the
+    converter process)."""
 
     def __init__(self, suite: Suite, suite_path: Path, cache_dir: Path, step: Step | None = None):
         self.suite = suite
@@ -52,14 +68,18 @@ class Builder:
         self.step = step or (lambda message: None)
         self.built = 0
         self.reused = 0
+        self.failure_rows: list[dict] = []  # failed build steps that are not an artifact
+        self._failed_models: dict[str, str] = {}  # model key -> why its SavedModel is missing
+        self._variants: dict[tuple[str, str], Artifact] = {}  # built in this run
+        self._converter: Any = None
         self.workload: Workload | None = open_workload(suite, suite_path,
                                                        lambda message: self.step(message))
 
     # -- public -------------------------------------------------------------------------------
     def build(self, spec: ModelSpec) -> list[Artifact]:
-        """All variants of one model (a failed conversion is an Artifact with `error`)."""
-        workload = self._workload(spec)
-        evaldata = workload.evaluation(spec, self.cache) if workload is not None else None
+        """All variants of one model (a variant that could not be built is an Artifact with
+        `error`; a failed measurement step is a row in `failure_rows`)."""
+        evaldata = self._evaluation(spec)
         if spec.file is not None and spec.file.suffix == ".tflite":
             artifacts = [self._file_artifact(spec)]
         else:
@@ -72,10 +92,29 @@ class Builder:
             artifact.eval = evaldata
         return artifacts
 
+    def close(self) -> None:
+        """Stop the converter process, if one was started."""
+        if self._converter is not None:
+            self._converter.close()
+            self._converter = None
+
     # -- models -------------------------------------------------------------------------------
     def _workload(self, spec: ModelSpec) -> Workload | None:
         """The workload that calibrates and scores a model (None for a bare model file)."""
         return self.workload if spec.workload is not None else None
+
+    def _evaluation(self, spec: ModelSpec) -> Any:
+        """The workload's evaluation data; a failed step is an accuracy failure row."""
+        workload = self._workload(spec)
+        if workload is None:
+            return None
+        try:
+            return workload.evaluation(spec, self.cache)
+        except HarnessError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a crashed step is a row; the rest goes on
+            self._failed("accuracy", spec.name, None, "evaluation data", exc)
+            return None
 
     def _model_key(self, spec: ModelSpec) -> str:
         workload = self._workload(spec)
@@ -97,19 +136,61 @@ class Builder:
         workload = self._workload(spec)
         assert workload is not None
         model = workload.build_model(spec, self.cache)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name("model.tmp.keras")
-        model.save(tmp)
-        tmp.replace(path)
+        work = fileio.temp_dir_beside(path)  # unique per writer: concurrent runs never collide
+        try:
+            model.save(work / path.name)
+            (work / path.name).replace(path)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
         self.built += 1
         return path
+
+    def _saved_model(self, spec: ModelSpec, model_key: str) -> Path:
+        """The batch-1 SavedModel every variant is converted from (trained and exported first if
+        needed). StepFailed when training or the export crashed (once per model and run)."""
+        from harness.artifacts.convert import export_batch1
+
+        if model_key in self._failed_models:
+            raise StepFailed(self._failed_models[model_key])
+        step = "training"
+        try:
+            keras_path = self._keras_model(spec, model_key)
+            step = "SavedModel export"
+            workload = self._workload(spec)
+            shape = None
+            if workload is not None:
+                workload.register_layers()
+                shape = workload.input_shape(spec)
+            return export_batch1(keras_path, self.cache / "models" / model_key / "saved_model",
+                                 shape)
+        except HarnessError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - recorded for every variant of the model
+            log.warning("%s: %s failed", spec.name, step, exc_info=True)
+            self._failed_models[model_key] = f"{step} failed: {type(exc).__name__}: {exc}"
+            raise StepFailed(self._failed_models[model_key]) from exc
 
     def _calibration(self, spec: ModelSpec) -> np.ndarray | None:
         workload = self._workload(spec)
         return workload.calibration(spec, self.cache) if workload is not None else None
 
+    def _run(self, task: str, saved: Path, variant: str, representative: np.ndarray | None,
+             extra: Any = None) -> Any:
+        """One step in the converter process (started on first use)."""
+        from harness.artifacts.convert import ConverterProcess
+
+        if self._converter is None:
+            self._converter = ConverterProcess()
+        return self._converter.run(task, saved, variant, representative, extra)
+
     # -- variants -----------------------------------------------------------------------------
     def _variant(self, spec: ModelSpec, model_key: str, variant: str) -> Artifact:
+        """One variant, built once per run (a denylist variant asks for its base again)."""
+        if (model_key, variant) not in self._variants:
+            self._variants[(model_key, variant)] = self._build_variant(spec, model_key, variant)
+        return self._variants[(model_key, variant)]
+
+    def _build_variant(self, spec: ModelSpec, model_key: str, variant: str) -> Artifact:
         quant = self.suite.measurements.quant_error
         debug = quant is not None and variant in FULL_INTEGER and spec.workload is not None
         key = key_of("tflite", model_key, variant, code_version("artifacts/convert.py"),
@@ -121,64 +202,83 @@ class Builder:
         if failure.is_file() or (path.is_file() and (stats.is_file() or not debug)):
             self.reused += 1
             return self._finish(spec, variant, path, failure, stats, cached=True)
-        from harness.artifacts.convert import ConversionError, configure, convert
+        from harness.artifacts.convert import ConversionError
 
-        factory = self._factory(spec, model_key)
-        self.step(f"converting {spec.name} {variant}")
         self.built += 1
-        representative = self._calibration(spec)
         try:
+            saved = self._saved_model(spec, model_key)
+            representative = self._calibration(spec)
             if variant.endswith(DENYLIST_SUFFIX):
-                data = self._denylisted(spec, model_key, variant, factory, representative)
+                data = self._denylisted(spec, model_key, variant, saved, representative)
+                if isinstance(data, Artifact):  # its base has no statistics: nothing to cache
+                    return data
+            elif path.is_file():  # converted before; only its statistics are missing
+                data = None
             else:
-                data = convert(factory, variant, representative)
-                if debug:
-                    from harness.artifacts.quant_debug import debug_full_int8
-
-                    self.step(f"quantization debugger {spec.name} {variant}")
-                    frame = debug_full_int8(lambda: configure(factory(), variant, representative),
-                                            representative, quant.threshold)
-                    write_atomic(stats, frame.to_csv(index=False).encode())
-        except ConversionError as exc:
+                self.step(f"converting {spec.name} {variant}")
+                data = self._run("convert", saved, variant, representative)
+            if data is not None:
+                write_atomic(path, data)
+        except ConversionError as exc:  # the converter refused the model: a result, cached
             log.warning("%s %s did not convert: %s", spec.name, variant, exc)
             write_json(failure, {"reason": str(exc), "kind": exc.kind})
-        else:
-            write_atomic(path, data)
+            return self._finish(spec, variant, path, failure, stats, cached=False)
+        except HarnessError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - crashed, killed, OSError...: tried next run
+            log.warning("%s %s: build failed: %s", spec.name, variant, exc)
+            return Artifact(spec.name, variant, error=_why(exc),
+                            error_kind=ErrorKind.BUILD_FAILED)
+        if debug:
+            self._debug(spec, variant, saved, representative, stats)
         return self._finish(spec, variant, path, failure, stats, cached=False)
 
-    def _factory(self, spec: ModelSpec, model_key: str) -> Callable[[], Any]:
-        """Fresh converters over the batch-1 SavedModel of a model (built first if needed)."""
-        from harness.artifacts.convert import converter_factory, export_batch1
+    def _debug(self, spec: ModelSpec, variant: str, saved: Path,
+               representative: np.ndarray | None, stats: Path) -> None:
+        """The QuantizationDebugger's statistics of a full-integer variant; a failure is a
+        quant_error row (not cached: the debugger runs again next time)."""
+        quant = self.suite.measurements.quant_error
+        assert quant is not None
+        self.step(f"quantization debugger {spec.name} {variant}")
+        try:
+            frame = self._run("debug", saved, variant, representative, quant.threshold)
+            write_atomic(stats, frame.to_csv(index=False).encode())
+        except HarnessError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the debugger is a tool: its crash is a row
+            self._failed("quant_error", spec.name, variant, "quantization debugger", exc)
 
-        keras_path = self._keras_model(spec, model_key)
-        workload = self._workload(spec)
-        shape = None
-        if workload is not None:
-            workload.register_layers()
-            shape = workload.input_shape(spec)
-        saved = export_batch1(keras_path, self.cache / "models" / model_key / "saved_model", shape)
-        return converter_factory(saved)
-
-    def _denylisted(self, spec: ModelSpec, model_key: str, variant: str,
-                    factory: Callable[[], Any], representative: np.ndarray | None) -> bytes:
-        """The full-integer mode with its suspected layers (QuantizationDebugger) kept in float."""
+    def _denylisted(self, spec: ModelSpec, model_key: str, variant: str, saved: Path,
+                    representative: np.ndarray | None) -> bytes | Artifact:
+        """The full-integer mode with its suspected layers (QuantizationDebugger) kept in float;
+        an Artifact with the reason when its base variant has no statistics."""
         import pandas as pd
 
-        from harness.artifacts.convert import ConversionError, configure
-        from harness.artifacts.quant_debug import convert_with_denylist, suspected_nodes
+        from harness.artifacts.convert import ConversionError
+        from harness.artifacts.quant_debug import suspected_nodes
 
-        base = self._variant(spec, model_key, variant.removesuffix(DENYLIST_SUFFIX))
+        mode = variant.removesuffix(DENYLIST_SUFFIX)
+        base = self._variant(spec, model_key, mode)
         stats = base.extra.get("quant_debug")
         if stats is None:
-            raise ConversionError(f"{base.variant} has no quantization statistics "
-                                  f"({base.error or 'not converted'})")
+            failed = base.error_kind if base.error else ErrorKind.BUILD_FAILED
+            return Artifact(spec.name, variant, error_kind=failed,
+                            error=f"{mode} has no quantization statistics "
+                                  f"({base.error or 'the quantization debugger failed'})")
         nodes = suspected_nodes(pd.read_csv(stats))
         if not nodes:
-            raise ConversionError(f"no suspected layers in {base.variant}: nothing to keep in float",
-                                  kind="not_applicable")
-        mode = variant.removesuffix(DENYLIST_SUFFIX)
-        return convert_with_denylist(lambda: configure(factory(), mode, representative),
-                                     representative, nodes)
+            raise ConversionError(f"no suspected layers in {mode}: nothing to keep in float",
+                                  kind=ErrorKind.NOT_APPLICABLE)
+        self.step(f"converting {spec.name} {variant}")
+        return self._run("denylist", saved, mode, representative, nodes)
+
+    def _failed(self, measurement: str, model: str, variant: str | None, step: str,
+                exc: Exception) -> None:
+        log.warning("%s %s: %s failed: %s", model, variant or "", step, exc)
+        self.failure_rows.append(failure_row(
+            measurement=measurement, error_kind=ErrorKind.BUILD_FAILED, phase="build",
+            message=f"{step} failed: {_why(exc)}", suite=self.suite.name, model=model,
+            variant=variant))
 
     def _finish(self, spec: ModelSpec, variant: str, path: Path, failure: Path, stats: Path,
                 cached: bool) -> Artifact:
@@ -187,7 +287,7 @@ class Builder:
         else:
             reason = json.loads(failure.read_text())
             artifact = Artifact(spec.name, variant, cached=cached, error=reason["reason"],
-                                error_kind=reason.get("kind", "conversion_failed"))
+                                error_kind=reason.get("kind", ErrorKind.CONVERSION_FAILED))
         if stats.is_file():
             artifact.extra["quant_debug"] = stats
         return artifact
@@ -196,6 +296,15 @@ class Builder:
         assert spec.file is not None
         self.reused += 1
         return _tflite_artifact(spec.name, AS_IS, spec.file, cached=True)
+
+
+def _why(exc: Exception) -> str:
+    """An exception as a one-line reason (StepFailed and ConverterFailed already are one)."""
+    from harness.artifacts.convert import ConverterFailed
+
+    if isinstance(exc, (StepFailed, ConverterFailed)):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _tflite_artifact(model: str, variant: str, path: Path, cached: bool) -> Artifact:

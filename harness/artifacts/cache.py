@@ -5,13 +5,14 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from harness import fileio
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 
@@ -64,11 +65,9 @@ def package_version(*names: str) -> str | None:
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """Write bytes so a reader never sees a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".{os.getpid()}.part")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    """Write bytes so a reader never sees a half-written file (a unique temp name per writer:
+    concurrent runs filling the same cache entry never collide)."""
+    fileio.write_atomic(path, data)
 
 
 def write_json(path: Path, value: Any) -> None:

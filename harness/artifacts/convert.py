@@ -1,14 +1,28 @@
 """TFLite conversion in the five quantization modes, from a Keras model with a fixed batch of 1.
 
 TensorFlow is imported here only, lazily: nothing else on the start-up path pays for it.
+
+A refusal of the model by the converter is a `ConversionError` (a result, cached by the builder);
+anything else is `ConverterFailed` or the error itself (OSError, MemoryError: it may not last, so it
+is never cached). `ConverterProcess` runs conversions and the QuantizationDebugger in a separate
+process, so a converter that crashes, aborts or is killed takes only that conversion with it.
+TEST-ONLY: with `HARNESS_TEST_KILL_CONVERTER=<variant>` in its environment, the converter process
+kills itself with SIGKILL when it starts converting that variant (a killed converter on demand).
 """
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import signal
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
 import numpy as np
+
+from harness import fileio
+
+KILL_ENV = "HARNESS_TEST_KILL_CONVERTER"
 
 VARIANT_DESCRIPTIONS = {
     "convert_only": "float32",
@@ -29,6 +43,14 @@ class ConversionError(Exception):
         super().__init__(message)
         self.kind = kind
 
+    def __reduce__(self) -> tuple:  # keep `kind` across processes
+        return (type(self), (str(self), self.kind))
+
+
+class ConverterFailed(Exception):
+    """A conversion step that failed without the converter refusing the model: it crashed, was
+    killed, ran out of memory or hit a full disk. Never cached: the next run tries again."""
+
 
 def export_batch1(model_path: Path, out_dir: Path, input_shape: tuple[int, ...] | None) -> Path:
     """Export a Keras model as a SavedModel whose signature has a fixed batch of 1.
@@ -41,13 +63,19 @@ def export_batch1(model_path: Path, out_dir: Path, input_shape: tuple[int, ...] 
     import keras
     import tensorflow as tf
 
+    if (out_dir / "saved_model.pb").is_file():
+        return out_dir
     model = keras.models.load_model(model_path, compile=False)
     shape = input_shape or tuple(int(d) for d in model.input_shape[1:])
-    if not (out_dir / "saved_model.pb").is_file():
-        tmp = out_dir.with_name(out_dir.name + ".tmp")
-        model.export(str(tmp), format="tf_saved_model", verbose=False,
+    work = fileio.temp_dir_beside(out_dir)  # unique per writer: concurrent runs never collide
+    try:
+        model.export(str(work / "saved_model"), format="tf_saved_model", verbose=False,
                      input_signature=[tf.TensorSpec((1, *shape), tf.float32)])
-        tmp.replace(out_dir)
+        fileio.replace_dir(work / "saved_model", out_dir)
+    finally:
+        import shutil
+
+        shutil.rmtree(work, ignore_errors=True)
     return out_dir
 
 
@@ -91,13 +119,21 @@ def configure(converter: Any, variant: str, representative: np.ndarray | None) -
     return converter
 
 
-def convert(factory: Callable[[], Any], variant: str, representative: np.ndarray | None) -> bytes:
-    """Convert one variant; converter failures become ConversionError with the converter's reason."""
-    converter = configure(factory(), variant, representative)
+def converting(call: Callable[[], bytes]) -> bytes:
+    """Run one conversion: what the converter raises is its refusal of the model (ConversionError
+    with its reason), except OSError and MemoryError, which say nothing about the model."""
     try:
-        return converter.convert()
+        return call()
+    except (OSError, MemoryError, ConversionError):
+        raise
     except Exception as exc:  # noqa: BLE001 - the converter raises many types; all mean "cannot"
         raise ConversionError(_reason(exc)) from exc
+
+
+def convert(factory: Callable[[], Any], variant: str, representative: np.ndarray | None) -> bytes:
+    """Convert one variant; the converter's refusal is a ConversionError with its reason."""
+    converter = configure(factory(), variant, representative)
+    return converting(converter.convert)
 
 
 def _reason(exc: Exception) -> str:
@@ -107,3 +143,117 @@ def _reason(exc: Exception) -> str:
         if "error:" in line:
             return line[line.index("error:"):][:300]
     return (lines[0] if lines else type(exc).__name__)[:300]
+
+
+# --------------------------------------------------------------------------- converter process
+
+def run_step(task: str, saved_model: str, variant: str, representative: np.ndarray | None,
+             extra: Any = None) -> Any:
+    """One build step over a batch-1 SavedModel (in whatever process calls it):
+    `convert` -> .tflite bytes; `debug` -> the QuantizationDebugger's per-layer frame (`extra`:
+    threshold); `denylist` -> .tflite bytes with the layers of `extra` (tensor names) in float."""
+    from harness.artifacts import quant_debug
+
+    if task not in ("convert", "debug", "denylist"):
+        raise ValueError(f"unknown build step {task!r}")
+    factory = converter_factory(Path(saved_model))
+    configured = lambda: configure(factory(), variant, representative)  # noqa: E731
+    if task == "convert":
+        return convert(factory, variant, representative)
+    if task == "debug":
+        assert representative is not None
+        return quant_debug.debug_full_int8(configured, representative, extra)
+    assert representative is not None  # denylist
+    return converting(lambda: quant_debug.convert_with_denylist(configured, representative,
+                                                                extra))
+
+
+def _work(task: str, saved_model: str, variant: str, representative: np.ndarray | None,
+          extra: Any) -> tuple[str, Any]:
+    """`run_step` in the converter process, its outcome as plain data (never raises):
+    ("ok", value) | ("refused", (message, kind)) | ("failed", message)."""
+    if task == "convert" and os.environ.get(KILL_ENV) == variant:  # TEST-ONLY fault injection
+        os.kill(os.getpid(), signal.SIGKILL)
+    try:
+        return "ok", run_step(task, saved_model, variant, representative, extra)
+    except ConversionError as exc:
+        return "refused", (str(exc), exc.kind)
+    except Exception as exc:  # noqa: BLE001 - any failure goes back to the builder as data
+        return "failed", f"{type(exc).__name__}: {_reason(exc)}"
+
+
+def _serve(conn: Any) -> None:
+    """The converter process: steps in, outcomes out, until told to stop (None)."""
+    while True:
+        try:
+            request = conn.recv()
+        except EOFError:
+            return
+        if request is None:
+            return
+        conn.send(_work(*request))
+
+
+class ConverterProcess:
+    """Build steps (`run_step`) in one separate process that imports TensorFlow once. A converter
+    that crashes, aborts or is killed ends only the step it was running (`ConverterFailed`); the
+    next step starts a new process."""
+
+    def __init__(self) -> None:
+        self._process: Any = None
+        self._conn: Any = None
+
+    def run(self, task: str, saved_model: Path, variant: str,
+            representative: np.ndarray | None, extra: Any = None) -> Any:
+        """The step's value; ConversionError for the converter's refusal, ConverterFailed else."""
+        if self._process is None or not self._process.is_alive():
+            self._start()
+        try:
+            self._conn.send((task, str(saved_model), variant, representative, extra))
+            status, value = self._conn.recv()
+        except (EOFError, OSError) as exc:
+            process = self._process
+            process.join(10)
+            self._forget()
+            raise ConverterFailed(f"the converter process died during {task} {variant} "
+                                  f"({_how(process.exitcode)})") from exc
+        if status == "refused":
+            raise ConversionError(*value)
+        if status == "failed":
+            raise ConverterFailed(value)
+        return value
+
+    def close(self) -> None:
+        """Stop the process (it also ends with the harness: it is a daemon)."""
+        if self._process is not None:
+            try:
+                self._conn.send(None)
+            except OSError:
+                pass
+            self._process.join(30)
+            if self._process.is_alive():
+                self._process.kill()
+                self._process.join()
+            self._forget()
+
+    def _start(self) -> None:
+        context = multiprocessing.get_context("spawn")  # no fork of a process that runs TF threads
+        self._conn, child = context.Pipe()
+        self._process = context.Process(target=_serve, args=(child,), daemon=True,
+                                        name="harness-converter")
+        self._process.start()
+        child.close()
+
+    def _forget(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+        self._process = self._conn = None
+
+
+def _how(exitcode: int | None) -> str:
+    if exitcode is not None and exitcode < 0:
+        try:
+            return f"killed by {signal.Signals(-exitcode).name}"
+        except ValueError:
+            return f"killed by signal {-exitcode}"
+    return f"exit code {exitcode}"

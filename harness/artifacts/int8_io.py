@@ -10,6 +10,7 @@ data), with integer I/O as the Edge TPU and microcontrollers require.
 from __future__ import annotations
 
 import os
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,7 +65,7 @@ def int8_io_model(w8_a8_model: Path, cache: Path) -> Int8Model:
                              kind="tool_missing", phase="build",
                              hint="pip install 'harness[convert]' (tensorflow-cpu)") from exc
         out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(out.name + f".{os.getpid()}.part")
+        tmp = out.with_name(f".{out.name}.{os.getpid()}.{uuid.uuid4().hex}.part")  # unique
         status = modify.modify_model_interface(str(w8_a8_model), str(tmp), TFLITE_INT8, TFLITE_INT8)
         if status != 0 or not tmp.is_file():
             tmp.unlink(missing_ok=True)

@@ -6,13 +6,24 @@ and this file). The check runs the Keras model and the ONNX model through ONNX R
 inputs (the first held-out windows when the artifact has evaluation data, else seeded normal noise)
 and records the maximum absolute difference; a difference beyond `atol + rtol·|keras|` is a build
 error, never a silent number.
+
+TensorRT 11 builds strongly typed networks only: the precision is the ONNX model's own, `--fp16` /
+`--int8` no longer exist. `typed_onnx` makes those models from the checked float export: fp16
+weights (`onnxruntime.transformers.float16`, float32 inputs and outputs kept) or explicit int8
+Q/DQ nodes (`onnxruntime.quantization.quantize_static`, symmetric int8 as TensorRT requires),
+calibrated on the first evaluation windows of the artifact (the artifact carries no training
+windows; ranges taken from scored data may flatter accuracy slightly) or on seeded noise, which
+the metadata says; both are run with ONNX Runtime against the float model and the difference is
+recorded.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
+import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +31,8 @@ from typing import Any
 import numpy as np
 
 from harness.artifacts import Artifact
-from harness.artifacts.cache import code_version, key_of, package_version, sha256_file, write_json
+from harness.artifacts.cache import (code_version, key_of, package_version, sha256_file,
+                                     write_atomic, write_json)
 from harness.errors import InfraError, UserError
 
 log = logging.getLogger("harness.artifacts.onnx")
@@ -32,8 +44,18 @@ INPUT_NAME = "input"
 INSTALL_HINT = "pip install 'harness[onnx]' (onnxruntime, tf2onnx, onnx)"
 
 
+class _CachedMeta:
+    """What a cached export records in its JSON beside the file: every field but `cached`."""
+
+    def meta(self) -> dict[str, Any]:
+        out = asdict(self)  # type: ignore[call-overload]
+        out["path"] = str(self.path)  # type: ignore[attr-defined]
+        out.pop("cached")
+        return out
+
+
 @dataclass
-class OnnxExport:
+class OnnxExport(_CachedMeta):
     """One exported ONNX model and its check against Keras."""
 
     path: Path
@@ -47,12 +69,6 @@ class OnnxExport:
     tf2onnx_version: str | None
     onnxruntime_version: str | None
     cached: bool = False
-
-    def meta(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["path"] = str(self.path)
-        out.pop("cached")
-        return out
 
 
 class OnnxCheckError(UserError):
@@ -188,10 +204,7 @@ def export_onnx(source: Path, cache: Path, eval_inputs: Path | None = None,
         raise OnnxCheckError(f"{source}: the ONNX export differs from Keras by up to {diff:.3g} "
                              f"(outputs up to {scale:.3g}; allowed {ATOL + RTOL * scale:.3g})",
                              hint="an operator was converted wrongly; try another opset")
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".{os.getpid()}.part")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    write_atomic(path, data)  # a unique temp name: targets exporting at once never collide
     import onnxruntime
 
     export = OnnxExport(path, sha256_file(path), path.stat().st_size, opset, INPUT_NAME,
@@ -199,6 +212,121 @@ def export_onnx(source: Path, cache: Path, eval_inputs: Path | None = None,
                         onnxruntime.__version__)
     write_json(meta_path, export.meta())
     return export
+
+
+TYPED = ("fp16", "int8")
+CALIBRATION_WINDOWS = 64
+
+
+@dataclass
+class TypedOnnx(_CachedMeta):
+    """A float ONNX export rewritten to carry its precision (fp16 weights or int8 Q/DQ)."""
+
+    path: Path
+    sha256: str
+    size_bytes: int
+    precision: str
+    source_sha256: str
+    max_abs_diff: float | None  # vs the float export, ONNX Runtime CPU, same inputs
+    calibration: str | None  # int8: where the calibration windows came from
+    calibration_n: int | None
+    cached: bool = False
+
+
+def _calibration(shape: list[int], eval_inputs: Path | None) -> tuple[np.ndarray, str]:
+    """(windows shaped like the model input, where they came from)."""
+    inner = tuple(shape[1:])
+    if eval_inputs is not None and Path(eval_inputs).is_file():
+        windows = np.load(eval_inputs, mmap_mode="r")
+        if len(windows) and windows[0].size == int(np.prod(inner)):
+            picked = np.asarray(windows[:CALIBRATION_WINDOWS], dtype=np.float32)
+            return picked.reshape((len(picked), *inner)), "evaluation windows"
+    noise = np.random.RandomState(0).standard_normal((CALIBRATION_WINDOWS, *inner))
+    return noise.astype(np.float32), "seeded normal noise (no evaluation data)"
+
+
+def _to_fp16(source: Path, target: Path) -> None:
+    import onnx
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    onnx.save(convert_float_to_float16(onnx.load(str(source)), keep_io_types=True), str(target))
+
+
+def _to_qdq(source: Path, target: Path, input_name: str, windows: np.ndarray) -> None:
+    from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType,
+                                          quantize_static)
+
+    class Windows(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.feeds = iter([{input_name: w[np.newaxis]} for w in windows])
+
+        def get_next(self) -> dict | None:
+            return next(self.feeds, None)
+
+    root = logging.getLogger()  # quantize_static advises pre-processing on the root logger
+    level = root.level
+    root.setLevel(max(level, logging.ERROR))
+    try:
+        quantize_static(str(source), str(target), Windows(), quant_format=QuantFormat.QDQ,
+                        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                        per_channel=True,
+                        extra_options={"ActivationSymmetric": True, "WeightSymmetric": True})
+    finally:
+        root.setLevel(level)
+
+
+def _onnx_diff(reference: Path, other: Path, input_name: str, windows: np.ndarray) -> float | None:
+    """max |reference − other| with ONNX Runtime CPU, or None when ORT cannot run `other`."""
+    try:
+        a, b = ort_session(reference), ort_session(other)
+    except Exception:  # noqa: BLE001 - ORT lacks a CPU kernel for some fp16 ops
+        return None
+    worst = 0.0
+    for window in windows[:CHECK_INPUTS]:
+        x = window[np.newaxis].astype(np.float32)
+        expected = np.asarray(a.run(None, {input_name: x})[0], dtype=np.float32)
+        got = np.asarray(b.run(None, {input_name: x})[0], dtype=np.float32)
+        worst = max(worst, float(np.max(np.abs(expected - got.reshape(expected.shape)))))
+    return worst
+
+
+def typed_onnx(export: OnnxExport, precision: str, cache: Path,
+               eval_inputs: Path | None = None) -> TypedOnnx:
+    """The float export with fp16 weights or int8 Q/DQ nodes (cached by content)."""
+    if precision not in TYPED:
+        raise ValueError(f"precision {precision!r} is not one of {TYPED}")
+    windows, origin = _calibration(export.input_shape, eval_inputs)
+    key = key_of("typed-onnx", export.sha256, precision, code_version("artifacts/onnx_export.py"),
+                 package_version("onnxruntime"), package_version("onnx"),
+                 hashlib.sha256(windows.tobytes()).hexdigest() if precision == "int8" else None)
+    folder = cache / "onnx"
+    path, meta_path = folder / f"{key}.{precision}.onnx", folder / f"{key}.{precision}.json"
+    if path.is_file() and meta_path.is_file():
+        meta = json.loads(meta_path.read_text())
+        meta.update(path=path, cached=True)
+        return TypedOnnx(**meta)
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.part.onnx")
+    try:
+        if precision == "fp16":
+            _to_fp16(export.path, tmp)
+        else:
+            _to_qdq(export.path, tmp, export.input_name, windows)
+    except ImportError as exc:
+        raise InfraError(f"typed ONNX for TensorRT needs onnx and onnxruntime ({exc})",
+                         kind="tool_missing", phase="build", hint=INSTALL_HINT) from exc
+    except Exception as exc:  # noqa: BLE001 - the converters raise many types
+        tmp.unlink(missing_ok=True)
+        raise UserError(f"{export.path.name}: cannot make the {precision} ONNX model for "
+                        f"TensorRT: {str(exc)[:300]}",
+                        hint="TensorRT >= 11 takes the precision from the ONNX model") from exc
+    os.replace(tmp, path)
+    typed = TypedOnnx(path, sha256_file(path), path.stat().st_size, precision, export.sha256,
+                      _onnx_diff(export.path, path, export.input_name, windows),
+                      origin if precision == "int8" else None,
+                      len(windows) if precision == "int8" else None)
+    write_json(meta_path, typed.meta())
+    return typed
 
 
 def export_for(artifact: Artifact, cache: Path) -> OnnxExport:

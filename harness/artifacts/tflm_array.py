@@ -6,7 +6,32 @@ codes no operator uses) and whose tensor arena is the measured TFLM arena plus a
 Files of a sketch folder `<dir>/harness_tflm/`:
     harness_tflm.ino   the sketch (op resolver, arena size, serial protocol)
     model_data.h       extern declarations: g_model, g_model_len, g_input, g_input_len
-    model_data.cc      alignas(16) const unsigned char g_model[] = {...}; the sample input window
+    model_data.cpp     alignas(16) const unsigned char g_model[] = {...}; the sample input window
+                       (.cpp: arduino-cli compiles .cc sketch files only from 0.35,
+                       arduino-cli#2273)
+    tflm_library.h     which TFLM library header the sketch includes (`library_header`): written
+                       for the machine that compiles; this default lets `__has_include` choose
+
+The TFLM Arduino libraries. Two layouts exist: the official Arduino_TensorFlowLite
+(tensorflow/tflite-micro-arduino-examples, cloned into ~/Arduino/libraries; header
+`TensorFlowLite.h`; last synchronised with tflite-micro in 2023) and Chirale_TensorFlowLite
+(Library Manager; header `Chirale_TensorFlowLite.h` from version 2.0.0). The sketch picks the header
+with `__has_include`, but Arduino's library discovery adds a library to the include path only
+when an `#include` of it fails (arduino-cli#1782, #1650), so `__has_include(<Lib.h>)` is false for a
+library not yet discovered: the controller therefore writes `tflm_library.h` naming the library it
+found installed (`arduino-cli lib list`), and `__has_include` decides only without it.
+
+`TFLM_ARDUINO_OPS` is the builtin operators the `MicroMutableOpResolver` of those libraries can
+register (its `Add*` methods: tflite-micro `tensorflow/lite/micro/micro_mutable_op_resolver.h` as of
+2022-2023, which both libraries were generated from); a model using another operator (GELU,
+BATCH_MATMUL, ...) is refused before compiling, naming it (`missing_ops`).
+
+The arena. The measured arena comes from tflite-micro on the controller, with reference kernels;
+the board's CMSIS-NN kernels (Cortex-M) ask for scratch buffers on top of that (im2col for
+convolutions: `arm_convolve_s8_get_buffer_size`, `arm_depthwise_conv_s8_opt_get_buffer_size` with
+ARM_MATH_DSP), so the sketch's arena is measured + max(10 %, 1 KiB) + the largest such buffer
+(`cmsis_nn_scratch_bytes`), 16-byte aligned: an estimate until the board reports
+`arena_used_bytes`.
 """
 
 from __future__ import annotations
@@ -25,6 +50,10 @@ from harness.errors import UserError
 TEMPLATE = Path(__file__).resolve().parent.parent.parent / "targets" / "arduino" / \
     "harness_tflm.ino.in"
 SKETCH = "harness_tflm"
+SOURCE = "model_data.cpp"
+LIBRARY_HEADER = "tflm_library.h"
+LIBRARIES = {"Arduino_TensorFlowLite": ("HARNESS_TFLM_ARDUINO", "TensorFlowLite.h"),
+             "Chirale_TensorFlowLite": ("HARNESS_TFLM_CHIRALE", "Chirale_TensorFlowLite.h")}
 ARENA_MARGIN_FRACTION = 0.10
 ARENA_MARGIN_MIN = 1024
 ALIGN = 16
@@ -41,6 +70,22 @@ RESOLVER_EXCEPTIONS = {
 }
 
 
+# Builtin operators the TFLM Arduino libraries' MicroMutableOpResolver registers (module docstring).
+TFLM_ARDUINO_OPS = frozenset("""
+ABS ADD ADD_N ARG_MAX ARG_MIN ASSIGN_VARIABLE AVERAGE_POOL_2D BATCH_TO_SPACE_ND BROADCAST_ARGS
+BROADCAST_TO CALL_ONCE CAST CEIL CONCATENATION CONV_2D COS CUMSUM DEPTH_TO_SPACE DEPTHWISE_CONV_2D
+DEQUANTIZE DIV ELU EQUAL EXP EXPAND_DIMS FILL FLOOR FLOOR_DIV FLOOR_MOD FULLY_CONNECTED GATHER
+GATHER_ND GREATER GREATER_EQUAL HARD_SWISH IF L2_NORMALIZATION L2_POOL_2D LEAKY_RELU LESS LESS_EQUAL
+LOG LOG_SOFTMAX LOGICAL_AND LOGICAL_NOT LOGICAL_OR LOGISTIC MAXIMUM MAX_POOL_2D MEAN MINIMUM
+MIRROR_PAD MUL NEG NOT_EQUAL PACK PAD PADV2 PRELU QUANTIZE READ_VARIABLE REDUCE_MAX RELU RELU6
+RESHAPE RESIZE_BILINEAR RESIZE_NEAREST_NEIGHBOR ROUND RSQRT SELECT_V2 SHAPE SIN SLICE SOFTMAX
+SPACE_TO_BATCH_ND SPACE_TO_DEPTH SPLIT SPLIT_V SQRT SQUARE SQUARED_DIFFERENCE SQUEEZE STRIDED_SLICE
+SUB SUM SVDF TANH TRANSPOSE TRANSPOSE_CONV UNIDIRECTIONAL_SEQUENCE_LSTM UNPACK VAR_HANDLE WHILE
+ZEROS_LIKE
+""".split())
+CMSIS_NN_TYPES = ("INT8", "INT16")  # tensor types whose conv kernels are CMSIS-NN on Cortex-M
+
+
 @dataclass
 class Sketch:
     """A generated sketch folder and what went into it."""
@@ -55,6 +100,7 @@ class Sketch:
     model_bytes: int
     model_sha256: str
     array_bytes: int
+    cmsis_scratch_bytes: int = 0
 
 
 def _schema():
@@ -108,10 +154,73 @@ def op_resolver_lines(ops: Iterable[str], indent: str = "  ") -> str:
                      f"fail(\"op_resolver\", \"{op}\");" for op in ops)
 
 
-def arena_with_margin(measured: int) -> int:
-    """Measured arena + max(10 %, 1 KiB), rounded up to 16 bytes (kernels differ on the MCU)."""
+def missing_ops(ops: Iterable[str]) -> list[str]:
+    """The operators of `ops` the TFLM Arduino libraries cannot register, sorted."""
+    return sorted(set(ops) - TFLM_ARDUINO_OPS)
+
+
+def op_for_method(method: str) -> str:
+    """`AddStridedSlice` → `STRIDED_SLICE` (the resolver method a compiler error names)."""
+    schema = _schema()
+    names = [k for k in vars(schema.BuiltinOperator) if not k.startswith("_")]
+    known = {resolver_method(op): op for op in [*names, *TFLM_ARDUINO_OPS]}
+    if method in known:
+        return known[method]
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", method.removeprefix("Add")).upper()
+
+
+def cmsis_nn_scratch_bytes(model: Path | bytes) -> int:
+    """The largest CMSIS-NN scratch buffer the model's integer convolutions ask for on a Cortex-M
+    with DSP extensions (bytes; 0 for float models): CONV_2D 2·align4(Cin·Kh·Kw)·2, depthwise
+    Cin·Kh·Kw·2. TFLM plans scratch buffers per operator, so the largest one is what the arena
+    needs beyond the reference kernels."""
+    data = model if isinstance(model, bytes) else Path(model).read_bytes()
+    schema = _schema()
+    root = schema.Model.GetRootAsModel(data, 0)
+    types = {v: k for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
+    largest = 0
+    for s in range(root.SubgraphsLength()):
+        graph = root.Subgraphs(s)
+        for o in range(graph.OperatorsLength()):
+            op = graph.Operators(o)
+            code = root.OperatorCodes(op.OpcodeIndex())
+            builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
+            if builtin not in (schema.BuiltinOperator.CONV_2D,
+                               schema.BuiltinOperator.DEPTHWISE_CONV_2D) or op.InputsLength() < 2:
+                continue
+            tensor, weights = graph.Tensors(op.Inputs(0)), graph.Tensors(op.Inputs(1))
+            if types.get(tensor.Type()) not in CMSIS_NN_TYPES:
+                continue
+            channels = int(tensor.ShapeAsNumpy()[-1])
+            kernel = [int(d) for d in weights.ShapeAsNumpy()]  # [out|1, Kh, Kw, in|out]
+            columns = channels * kernel[1] * kernel[2]
+            if builtin == schema.BuiltinOperator.CONV_2D:
+                size = 2 * (int(math.ceil(columns / 4)) * 4) * 2
+            else:
+                size = columns * 2
+            largest = max(largest, size)
+    return largest
+
+
+def arena_with_margin(measured: int, scratch: int = 0) -> int:
+    """Measured arena + max(10 %, 1 KiB) + CMSIS-NN scratch, rounded up to 16 bytes."""
     margin = max(ARENA_MARGIN_MIN, int(math.ceil(measured * ARENA_MARGIN_FRACTION)))
-    return int(math.ceil((measured + margin) / ALIGN) * ALIGN)
+    return int(math.ceil((measured + margin + scratch) / ALIGN) * ALIGN)
+
+
+def library_header(library: str | None = None) -> str:
+    """`tflm_library.h`: the define that makes the sketch include `library`'s header (None: let
+    `__has_include` choose, which works only for a library already on the include path)."""
+    lines = ["// Generated by harness: the TFLite Micro library the sketch includes. Do not edit.",
+             "#pragma once"]
+    if library is None:
+        lines.append("// No library named: the sketch picks a header with __has_include.")
+    else:
+        if library not in LIBRARIES:
+            raise ValueError(f"unknown TFLM library {library!r} (one of {', '.join(LIBRARIES)})")
+        define, header = LIBRARIES[library]
+        lines.append(f"#define {define} 1  // {library}: <{header}>")
+    return "\n".join(lines) + "\n"
 
 
 def c_array(data: bytes, name: str = "g_model", per_line: int = 12) -> str:
@@ -172,23 +281,25 @@ def write_sketch(model_path: Path, out_dir: Path, arena_measured: int,
     data = Path(model_path).read_bytes()
     ops = model_operators(data)
     sha = hashlib.sha256(data).hexdigest()
-    arena = arena_with_margin(arena_measured)
+    scratch = cmsis_nn_scratch_bytes(data)
+    arena = arena_with_margin(arena_measured, scratch)
     if input_window is None:
         input_window = _input_shape_zeros(data)
     folder = out_dir / SKETCH
     folder.mkdir(parents=True, exist_ok=True)
     header = folder / "model_data.h"
     header.write_text(HEADER.format(model_bytes=len(data), sha=sha))
-    source = folder / "model_data.cc"
+    source = folder / SOURCE
     source.write_text("// Generated by harness. Do not edit.\n#include \"model_data.h\"\n\n"
                       + c_array(data) + "\n" + float_array(input_window))
+    (folder / LIBRARY_HEADER).write_text(library_header())
     ino = folder / f"{SKETCH}.ino"
     ino.write_text(render_template(template.read_text(), {
         "OP_COUNT": len(ops), "OP_RESOLVER": op_resolver_lines(ops),
         "OP_LIST": ", ".join(ops), "ARENA_SIZE": arena, "ARENA_MEASURED": arena_measured,
-        "MODEL_SHA": sha[:16], "MODEL_BYTES": len(data)}))
+        "CMSIS_SCRATCH": scratch, "MODEL_SHA": sha[:16], "MODEL_BYTES": len(data)}))
     return Sketch(folder, ino, header, source, ops, arena_measured, arena, len(data), sha,
-                  len(data))
+                  len(data), scratch)
 
 
 def _input_shape_zeros(data: bytes) -> np.ndarray:
@@ -208,7 +319,7 @@ ARENA_RE = re.compile(r"constexpr\s+int\s+kTensorArenaSize\s*=\s*(\d+)\s*;")
 
 def read_sketch(folder: Path) -> tuple[bytes, np.ndarray, int]:
     """(model bytes, input window, arena size) parsed back from a generated sketch folder."""
-    source = (folder / "model_data.cc").read_text()
+    source = (folder / SOURCE).read_text()
     model = bytes(int(h, 16) for h in re.findall(r"0x([0-9a-f]{2})", ARRAY_RE.search(source)
                                                    .group(1)))
     values = np.array([float(v) for v in re.findall(r"(-?[\d.]+(?:e[-+]?\d+)?)f",

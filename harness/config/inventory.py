@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from harness.config.loader import load
 from harness.errors import UserError
@@ -26,6 +26,35 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+COORDINATOR_RE = re.compile(r"^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.%-]{1,253})(?::[0-9]{1,5})?$")
+PLACE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,127}$")
+
+
+class LabgridPlace(Strict):
+    """A labgrid place the target is leased from (`harness.lab`): its NetworkService is the SSH
+    address, its serial port the board's port for an Arduino `via` target."""
+
+    place: str = Field(description="the place's name on the coordinator")
+    coordinator: str | None = Field(None, description="host[:port] (default port 20408); "
+                                                      "default: $LG_COORDINATOR")
+    acquire_timeout: float = Field(1800.0, ge=0, description="how long to wait while another "
+                                   "controller holds the place, s")
+
+    @field_validator("place")
+    @classmethod
+    def _safe_place(cls, value: str) -> str:
+        if not PLACE_RE.match(value):
+            raise ValueError(f"{value!r} is not a place name (letters, digits, _ . + -)")
+        return value
+
+    @field_validator("coordinator")
+    @classmethod
+    def _safe_coordinator(cls, value: str | None) -> str | None:
+        if value is not None and not COORDINATOR_RE.match(value):
+            raise ValueError(f"{value!r} is not a coordinator address (host[:port])")
+        return value
+
+
 class Target(Strict):
     """One device of the fleet. A target without `ssh`/`host` is this machine (local transport)."""
 
@@ -40,11 +69,14 @@ class Target(Strict):
     jump: str | None = Field(None, description="jump host, user@host[:port]")
     known_hosts: str | None = None
     trust_on_first_use: bool = False
+    labgrid: LabgridPlace | None = Field(None, description="lease the target from a labgrid place")
     connect_timeout: float = Field(10.0, gt=0, description="TCP connect + SSH handshake + auth, s")
     command_timeout: float = Field(900.0, gt=0, description="one remote command, s")
     keepalive: float = Field(5.0, gt=0, description="SSH keep-alive interval, s")
     link_timeout: float = Field(15.0, gt=0, description="TCP_USER_TIMEOUT: unacknowledged data may "
                                 "wait this long before a silently dead link fails, s")
+    lock_timeout: float = Field(600.0, ge=0, description="how long to wait while another "
+                                "controller holds the device lock, s")
     workdir: str = "~/.cache/harness"
     python: str | None = Field(None, description="python on the target (default: python3; the "
                                                   "controller's own interpreter for a local target)")
@@ -94,6 +126,16 @@ class Target(Strict):
         return value
 
     @model_validator(mode="after")
+    def _labgrid_address(self) -> "Target":
+        if self.labgrid is not None:
+            given = [f for f in ("ssh", "host", "port", "user", "serial_port")
+                     if getattr(self, f) is not None]
+            if given:
+                raise ValueError(f"`labgrid` gives the address; drop {', '.join(given)} (the "
+                                 "place's NetworkService or serial port is used)")
+        return self
+
+    @model_validator(mode="after")
     def _one_address(self) -> "Target":
         if self.ssh is not None and self.host is not None:
             raise ValueError("give either `ssh` (alias or user@host[:port]) or `host`, not both")
@@ -103,16 +145,34 @@ class Target(Strict):
             raise ValueError(f"`port` is also given in ssh: {self.ssh!r}; keep one")
         return self
 
+    # the venv `harness targets --setup` made on the device, adopted when connecting
+    _setup_python: str | None = PrivateAttr(None)
+
     @property
-    def python_exe(self) -> str:
-        """The interpreter that runs the device-side runner."""
+    def configured_python(self) -> str:
+        """The device's own interpreter: `python:`, else python3 (this one for a local target)."""
         if self.python:
             return self.python
         return sys.executable if self.is_local else "python3"
 
     @property
+    def python_exe(self) -> str:
+        """The interpreter that runs the device-side runner: the venv recorded by `harness targets
+        --setup` when it applies (see `use_setup_python`), else `configured_python`."""
+        return self._setup_python or self.configured_python
+
+    def use_setup_python(self, python: str | None, base_python: str | None) -> bool:
+        """Run with `python`, a venv `harness targets --setup` made from `base_python` (the
+        target's `python:` then, None when unset). An explicit `python:` naming another
+        interpreter wins. None forgets it. Returns whether the venv is used."""
+        use = python is not None and (self.python is None or self.python == base_python)
+        self._setup_python = python if use else None
+        return use
+
+    @property
     def is_local(self) -> bool:
-        return self.ssh is None and self.host is None and self.kind != "arduino"
+        return (self.ssh is None and self.host is None and self.labgrid is None
+                and self.kind != "arduino")
 
 
 class Inventory(Strict):

@@ -211,6 +211,32 @@ class Measurements(Strict):
     quant_error: QuantErrorSpec | None = None
 
 
+class RegressionSpec(Strict):
+    """How a run is judged against its baseline beyond the stored numbers: the A/B latency
+    re-measurement (docs/nightly.md). The thresholds themselves are the suite's `thresholds:`."""
+
+    ab: Literal["auto", "all", "off"] = Field(
+        "auto", description="auto: re-measure the suspect latency rows plus a rotating sample; "
+                            "all: every latency median row; off: none (CLI --ab / --no-ab)")
+    ab_budget_seconds: float = Field(300, gt=0, description="wall time for the whole A/B "
+                                                            "re-measurement of a run")
+    ab_max_rows: int = Field(20, ge=1, description="latency series A/B-tested per run at most "
+                                                   "(the rest: `?`, not A/B-tested: budget)")
+    ab_sample_rows: int = Field(2, ge=0, description="of these, series that stored runs call "
+                                                     "unchanged, in rotation from night to night")
+    ab_looks: list[int] | None = Field(None, min_length=1,
+                                       description="pair counts of the sequential looks; the last "
+                                                   "is each series' budget (default 6, 10, 15, "
+                                                   "20, 30)")
+
+    @model_validator(mode="after")
+    def _looks(self) -> "RegressionSpec":
+        looks = self.ab_looks
+        if looks is not None and (looks != sorted(set(looks)) or looks[0] < 3):
+            raise ValueError(f"ab_looks must be strictly increasing pair counts >= 3, got {looks}")
+        return self
+
+
 class Suite(Strict):
     """One suite file."""
 
@@ -222,6 +248,7 @@ class Suite(Strict):
     measurements: Measurements = Measurements()
     thresholds: dict[str, float] = Field(default_factory=dict,
                                          description="regression thresholds per metric")
+    regression: RegressionSpec = RegressionSpec()
 
     @model_validator(mode="after")
     def _has_models(self) -> "Suite":

@@ -10,12 +10,15 @@ Runtime (`targets/ort_runner.py`): a float model, the export checked against Ker
 from __future__ import annotations
 
 import json
+import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.artifacts import Artifact
 from harness.artifacts.onnx_export import export_for, onnx_artifact
+from harness.artifacts.tflm_arena import tflm_can_run
+from harness.config import Suite
 from harness.devices.base import Rows, TargetContext
 from harness.devices.tools import find_benchmark_model
 from harness.errors import InfraError
@@ -23,6 +26,7 @@ from harness.results import profile_rows
 from harness.results import rows as result_rows
 from harness.results.schema import failure_row, make_row
 from harness.runtimes import ONNXRUNTIME, backend_unsupported
+from harness.transport import disk, groups
 
 if TYPE_CHECKING:
     from harness.plan import Job
@@ -93,7 +97,8 @@ def run_runner(ctx: TargetContext, job: "Job", artifact: Artifact,
     inputs_remote = None
     if ctx.suite.measurements.accuracy and artifact.eval is not None:
         inputs_remote = ctx.push(artifact.eval.inputs, artifact.eval.inputs_sha256, "npy")
-    document = runner_document(ctx, job, model_remote, inputs_remote, extra)
+    document = runner_document(ctx, job, model_remote, inputs_remote,
+                               dict(extra or {}, attempt=new_attempt()))
     if inputs_remote and artifact.eval is not None and artifact.eval.window is not None:
         document["measure"]["outputs"] = {"series": inputs_remote, "window": artifact.eval.window,
                                           "max_seconds": artifact.eval.max_seconds}
@@ -101,21 +106,64 @@ def run_runner(ctx: TargetContext, job: "Job", artifact: Artifact,
     local_job.parent.mkdir(parents=True, exist_ok=True)
     local_job.write_text(json.dumps(document, indent=1))
     ctx.transport.put(local_job, f"jobs/{job.job_id}.json")
-    outcome = ctx.transport.run([ctx.target.python_exe, f"{ctx.runner_dir}/runner.py",
-                                 f"jobs/{job.job_id}.json"], timeout=ctx.target.command_timeout)
-    local_result = ctx.local_dir / "results" / f"{job.job_id}.json"
-    try:
-        ctx.transport.get(document["result"], local_result)
-    except (OSError, InfraError) as exc:
-        detail = (outcome.stderr.strip().splitlines() or ["no output"])[-1]
-        raise InfraError(f"{ctx.name}: runner produced no result for {job.job_id} (exit "
-                         f"{outcome.exit_code}): {detail}", kind="runner_crash", phase="run") from exc
-    result = json.loads(local_result.read_text())
+    result = run_fresh(ctx, document)
     outputs = None
     if result.get("outputs"):
         outputs = ctx.local_dir / "results" / Path(result["outputs"]).name
         ctx.transport.get(result["outputs"], outputs)
     return result, outputs, model_remote
+
+
+def new_attempt() -> str:
+    """A job attempt id, unique per run and attempt (the runner echoes it in its result)."""
+    return secrets.token_hex(8)
+
+
+def run_fresh(ctx: TargetContext, document: dict[str, Any]) -> dict:
+    """Run the runner on a job document (already on the target) and return this attempt's result.
+
+    The previous result files of the job are removed first; a runner that ends otherwise than
+    with 0 (ok) or 1 (error document), or a result document of another job or attempt, is an
+    `InfraError(kind="runner_crash")` saying how it ended: never someone else's result.
+    """
+    job_id, attempt = document["job_id"], document["attempt"]
+    outputs = f"results/{job_id}.outputs.npy"
+    cleared = ctx.transport.run(["rm", "-f", "--", document["result"], outputs], timeout=60)
+    if not cleared.ok:
+        raise InfraError(f"{ctx.name}: cannot remove the old result of {job_id}: "
+                         f"{cleared.stderr.strip()}", kind="workdir", phase="run")
+    local_result = ctx.local_dir / "results" / f"{job_id}.json"
+    for stale in (local_result, local_result.with_name(f"{job_id}.outputs.npy")):
+        stale.unlink(missing_ok=True)
+    outcome = ctx.transport.run([ctx.target.python_exe, f"{ctx.runner_dir}/runner.py",
+                                 f"jobs/{job_id}.json"], timeout=ctx.target.command_timeout)
+    detail = (outcome.stderr.strip().splitlines() or ["no output"])[-1]
+    if outcome.exit_code not in (0, 1):
+        how = ("refused the job file" if outcome.exit_code == 2
+               else groups.describe_exit(outcome.exit_code))
+        raise InfraError(f"{ctx.name}: runner {how} on {job_id}: {detail}", kind="runner_crash",
+                         phase="run", hint=_crash_hint(outcome.exit_code))
+    try:
+        ctx.transport.get(document["result"], local_result)
+        result = json.loads(local_result.read_text())
+    except (OSError, InfraError, ValueError) as exc:
+        if disk.NO_SPACE in outcome.stderr:
+            raise disk.full_disk_error(ctx.transport, document["result"], 0, outcome.stderr,
+                                       phase="run") from exc  # type: ignore[misc]
+        raise InfraError(f"{ctx.name}: runner produced no result for {job_id} (exit "
+                         f"{outcome.exit_code}): {detail}", kind="runner_crash",
+                         phase="run") from exc
+    got = (result.get("job_id"), result.get("attempt")) if isinstance(result, dict) else None
+    if got != (job_id, attempt):
+        raise InfraError(f"{ctx.name}: stale result for {job_id}: it answers {got}, not attempt "
+                         f"{attempt}", kind="runner_crash", phase="run")
+    return result
+
+
+def _crash_hint(code: int) -> str | None:
+    if code in (137, -9):
+        return "SIGKILL often means the out-of-memory killer: check `dmesg` on the device"
+    return None
 
 
 def run_job(ctx: TargetContext, job: "Job", artifact: Artifact,
@@ -157,7 +205,8 @@ def _run(ctx: TargetContext, job: "Job", artifact: Artifact,
                                        size_bytes=memory.get("model_bytes") if memory else None)
         if ctx.suite.measurements.memory and artifact.path is not None:
             rows += profile_rows.tflm_rows(artifact.path, artifact.variant, fields,
-                                           ctx.target.ram_kb, ctx.target.flash_kb)
+                                           ctx.target.ram_kb, ctx.target.flash_kb,
+                                           cache=ctx.cache)
     if outputs is not None and artifact.eval is not None:
         rows += _accuracy_rows(outputs, artifact, fields)
     rows += series_output_rows(result, fields)
@@ -209,3 +258,53 @@ def execute(ctx: TargetContext, job: "Job", artifact: Artifact,
     """`run_job` as a kind's (rows, series)."""
     outcome = run_job(ctx, job, artifact, extra)
     return outcome.rows, outcome.series
+
+
+def controller_work(suite: Suite, job: "Job", artifact: Artifact, cache: Path) -> None:
+    """Do ahead what `run_job` would compute on the controller for this (prepared) artifact, so
+    that nothing heavy runs on the controller while a target measures: the checked ONNX export of
+    an onnxruntime job, the TFLM arena of a TFLite job that measures memory. Both are cached on
+    disk, so `run_job` then only reads them. Errors are left for `run_job` to report."""
+    if job.backend == ONNXRUNTIME:
+        if artifact.source is not None:
+            export_for(artifact, cache)
+        return
+    if suite.measurements.memory and artifact.path is not None \
+            and artifact.path.suffix == ".tflite" and tflm_can_run(artifact.variant):
+        profile_rows.tflm_arena_cached(artifact.path, cache)
+
+
+def run_document(ctx: TargetContext, document: dict[str, Any],
+                 timeout: float | None = None) -> dict[str, Any]:
+    """One fresh runner process on a job document the caller wrote (a unique `job_id` and an
+    `attempt` token, the model already pushed): put the document, run, fetch the result.
+
+    Only the result of this very job is accepted: its `job_id` and `attempt` must echo the
+    document's, so a stale result left by an earlier process can never be read. InfraError
+    (runner_crash) when no such result came; an error document is returned as it is.
+    """
+    job_id = document["job_id"]
+    local_job = ctx.local_dir / "jobs" / f"{job_id}.json"
+    local_job.parent.mkdir(parents=True, exist_ok=True)
+    local_job.write_text(json.dumps(document))
+    local_result = ctx.local_dir / "results" / f"{job_id}.json"
+    local_result.unlink(missing_ok=True)
+    ctx.transport.put(local_job, f"jobs/{job_id}.json")
+    outcome = ctx.transport.run([ctx.target.python_exe, f"{ctx.runner_dir}/runner.py",
+                                 f"jobs/{job_id}.json"],
+                                timeout=timeout or ctx.target.command_timeout)
+    detail = (outcome.stderr.strip().splitlines() or ["no output"])[-1]
+    try:
+        ctx.transport.get(document["result"], local_result)
+        result = json.loads(local_result.read_text())
+    except (OSError, ValueError, InfraError) as exc:
+        raise InfraError(f"{ctx.name}: runner produced no result for {job_id} (exit "
+                         f"{outcome.exit_code}): {detail}", kind="runner_crash",
+                         phase="run") from exc
+    if not isinstance(result, dict) or (result.get("job_id"), result.get("attempt")) != \
+            (job_id, document.get("attempt")):
+        got = (result.get("job_id"), result.get("attempt")) if isinstance(result, dict) else None
+        raise InfraError(f"{ctx.name}: the result for {job_id} answers another job or attempt "
+                         f"({got}; exit {outcome.exit_code}: {detail})", kind="runner_crash",
+                         phase="run")
+    return result

@@ -5,13 +5,20 @@
   `enqueue_`, `h2d_`, `d2h_`, and `end_to_end_` in the oldest layout — and a statistic `min_ms`,
   `max_ms`, `mean_ms`, `median_ms`, `p90_ms`, `p95_ms`, `p99_ms`; `host_walltime_s`,
   `total_gpu_compute_s`; `gpu_compute_cov_pct` when trtexec warns about an unstable GPU time
-  (those records get valid = False and trtexec's advice as hint);
+  (those records get valid = False and trtexec's advice as hint). trtexec logs warnings ([W],
+  [E]) to stderr and the rest to stdout (`samples/common/logging.h`: severity >= kINFO →
+  std::cout, else std::cerr), so the warning is only seen when both streams are parsed: give
+  `parse_summary` stdout and stderr together. A run without data transfers (the TensorRT 11
+  default, or `--noDataTransfers`: "Data transfers: Disabled", H2D/D2H all 0) reports GPU time as
+  "Latency": those `host_latency_*`, `h2d_*` and `d2h_*` records get valid = False and a hint;
 * the per-layer profile (`parse_profile_json` for `--exportProfile`, `parse_dump_profile` for the
   `--dumpProfile` console table; measurement "profile", key = layer): `node_ms` (average per
   inference), `node_pct`, `node_total_ms`, `node_median_ms` (newer TensorRT only), and
   `profile_iterations`;
 * the per-iteration series of `--exportTimes` (`times_samples`), in ms;
-* the TensorRT version from trtexec's banner (`parse_version`).
+* the TensorRT version from trtexec's banner (`parse_version`, `parse_major`): "&&&& RUNNING
+  TensorRT.trtexec [TensorRT v8601]" (8.6.1), "[TensorRT v100300]" (10.3.0), "[TensorRT v110000]
+  [b114]" (11.0.0).
 """
 
 from __future__ import annotations
@@ -40,6 +47,10 @@ COV_RE = re.compile(r"GPU compute time is unstable, with coefficient of variance
 VERSION_RE = re.compile(r"TensorRT(?:\.trtexec)?\s*\[?\s*TensorRT v(\d+)\]?|TensorRT version:?\s*"
                         r"([\d.]+)")
 UNIT_MS = {"ms": 1.0, "us": 1e-3, "s": 1e3}
+DATA_TRANSFERS_RE = re.compile(r"^Data transfers:\s*(Enabled|Disabled)")
+NO_TRANSFERS_HINT = ("trtexec ran without data transfers (the TensorRT 11 default, or "
+                     "--noDataTransfers): 'Latency' is GPU compute only and H2D/D2H are 0; run "
+                     "with --includeDataTransfers (TensorRT >= 11) for host latency")
 
 
 def _line(text: str) -> str:
@@ -70,9 +81,14 @@ def parse_summary(text: str) -> list[dict]:
     cov = None
     advice = []
     block: str | None = None
+    transfers: bool | None = None
     for raw in text.splitlines():
         line = _line(raw)
         if not line:
+            continue
+        m = DATA_TRANSFERS_RE.match(line)
+        if m:
+            transfers = m.group(1) == "Enabled"
             continue
         m = COV_RE.search(line)
         if m:
@@ -133,6 +149,10 @@ def parse_summary(text: str) -> list[dict]:
             if value > 0:  # TensorRT 7 prints 0 qps here; the real figure is on another line
                 records.append(record(**common, metric="throughput_qps", value=value, unit="qps"))
             continue
+    if transfers is False or (transfers is None and _transfers_all_zero(records)):
+        for entry in records:
+            if entry["metric"].startswith(("host_latency_", "h2d_", "d2h_")):
+                entry.update(valid=False, hint=NO_TRANSFERS_HINT)
     if cov is not None:
         hint = " ".join(advice)
         records.append(record(**common, metric="gpu_compute_cov_pct", value=cov, unit="%",
@@ -141,6 +161,13 @@ def parse_summary(text: str) -> list[dict]:
             if entry["metric"].startswith("gpu_compute_") and entry["metric"] != "gpu_compute_cov_pct":
                 entry.update(valid=False, hint=hint)
     return records
+
+
+def _transfers_all_zero(records: list[dict]) -> bool:
+    """Whether the summary's H2D and D2H maxima are both 0 (a run without data transfers)."""
+    maxima = {r["metric"]: r["value"] for r in records
+              if r["metric"] in ("h2d_max_ms", "d2h_max_ms")}
+    return len(maxima) == 2 and all(v == 0 for v in maxima.values())
 
 
 def parse_profile_json(json_text: str) -> list[dict]:
@@ -225,6 +252,15 @@ def parse_version(text: str) -> str | None:
         major, rest = divmod(code, 10000 if code >= 100000 else 1000)
         return f"{major}.{rest // 100}.{rest % 100}"
     return m.group(2)
+
+
+def parse_major(text: str) -> int | None:
+    """TensorRT major version from trtexec's banner or version line, or None."""
+    version = parse_version(text)
+    try:
+        return int(version.split(".")[0]) if version else None
+    except ValueError:
+        return None
 
 
 def parse(text: str) -> ToolRecords:

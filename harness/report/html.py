@@ -201,8 +201,8 @@ def _latency_section(frame: pd.DataFrame, data: dict[str, Any]) -> tuple[str, st
     body = "".join(_figure(f) for f in figures if f) or _empty("No latency medians in this run.")
     return ("latency", "Latency vs threads", _section(
         "latency", "Latency vs threads",
-        "Per target and model: each quantization mode's median latency per thread count with the "
-        "stored min and p90 (results.csv has no p10, so the bar starts at the minimum).", body))
+        "Per target and model: each quantization mode's median latency per thread count, the bar "
+        "from p10 to p90 of the raw samples (as stored in results.csv).", body))
 
 
 def _pareto_section(frame: pd.DataFrame, data: dict[str, Any]) -> tuple[str, str, str]:
@@ -259,7 +259,9 @@ def _comparison_section(comparison: pd.DataFrame,
                   r'<td class="decision-\1">\1</td>', body)
     return ("comparison", "Comparison", _section(
         "comparison", "Comparison with the baseline",
-        "Ratio of this run to the baseline per row, with its interval and the row's threshold.",
+        "Ratio of this run to the baseline per row, with its interval and the row's threshold: "
+        "rows re-measured A/B, and rows that count towards the verdict and changed (compare.md "
+        "lists every row).",
         body))
 
 

@@ -15,7 +15,8 @@ from typing import Any
 import pandas as pd
 
 FLOAT_VARIANT = "convert_only"
-LATENCY_BAND = ("min_ms", "p90_ms")  # results.csv stores min/median/p90/p99 (no p10)
+LATENCY_BAND = ("p10_ms", "p90_ms")  # the band around each median; runner rows store both
+LATENCY_BAND_FALLBACK = "min_ms"     # the band's low end for rows without p10 (older runs, trtexec)
 PARETO_ACCURACY = ("mae", "W", "lower")  # metric, unit, which way is better
 TOP_NODE_TYPES = 9
 COMPARISON_COLUMNS = ["target", "model", "variant", "threads", "metric", "ratio", "ci_low",
@@ -60,9 +61,11 @@ def _ok(frame: pd.DataFrame, measurement: str | list[str]) -> pd.DataFrame:
 def latency_points(frame: pd.DataFrame) -> list[dict[str, Any]]:
     """One record per target × model × variant × runtime × method × threads with a median.
 
-    Keys: target, model, variant, runtime, method, threads, median_ms, min_ms, p90_ms, p99_ms, n,
-    valid, hint. Rows without a stored median (e.g. benchmark_model's mean-only summaries) are left
-    out rather than shown as something they are not.
+    Keys: target, model, variant, runtime, method, threads, median_ms, p10_ms, min_ms, p90_ms,
+    p99_ms, n, valid, hint, band_low (p10_ms, or min_ms for a row without p10: runs stored before
+    p10 was recorded, or a device kind that does not store it) and band_low_metric (which one).
+    Rows without a stored median (e.g. benchmark_model's mean-only summaries) are left out rather
+    than shown as something they are not.
     """
     data = _ok(frame, "latency")
     index = ["target", "model", "variant", "runtime", "method", "threads"]
@@ -74,8 +77,12 @@ def latency_points(frame: pd.DataFrame) -> list[dict[str, Any]]:
         first = group.iloc[0]
         record = dict(zip(index, (_clean(k) for k in key)))
         record["threads"] = _threads(record["threads"])
-        record.update({m: _clean(values.get(m)) for m in ("median_ms", "min_ms", "p90_ms",
-                                                           "p99_ms")})
+        record.update({m: _clean(values.get(m)) for m in ("median_ms", "p10_ms", "min_ms",
+                                                           "p90_ms", "p99_ms")})
+        low, _ = LATENCY_BAND
+        if record[low] is None and record[LATENCY_BAND_FALLBACK] is not None:
+            low = LATENCY_BAND_FALLBACK
+        record.update(band_low=record[low], band_low_metric=low)
         record.update(n=_threads(first["n"]), valid=_is_valid(first["valid"]),
                       hint=_clean(first["hint"]))
         points.append(record)
@@ -195,6 +202,83 @@ def memory_bars(frame: pd.DataFrame, meta: dict[str, Any]) -> list[dict[str, Any
 
 # --------------------------------------------------------------------------- comparison, history
 
+# compare.csv (harness.compare OUTPUT_COLUMNS) -> the comparison frame render_html draws
+STATE_DECISIONS = {"regressed": "REGRESSED", "improved": "IMPROVED", "same": "SAME",
+                   "still_failing": "SAME", "unknown": "UNKNOWN", "remeasure": "UNKNOWN"}
+MARK_DECISIONS = {"+": "REGRESSED", "-": "IMPROVED", "~": "SAME", "?": "UNKNOWN"}
+
+
+def _column(frame: pd.DataFrame, name: str) -> pd.Series:
+    """A column of a frame read from a file, or an all-missing one when the file lacks it."""
+    return frame[name] if name in frame.columns else pd.Series([None] * len(frame),
+                                                               index=frame.index, dtype=object)
+
+
+def _flag(value: Any, default: bool) -> bool:
+    value = _clean(value)
+    if value is None:
+        return default
+    if isinstance(value, str):
+        return {"true": True, "false": False}.get(value.strip().lower(), default)
+    return bool(value)
+
+
+def comparison_from_csv(compare: pd.DataFrame) -> pd.DataFrame:
+    """A comparison table as written to compare.csv, mapped to COMPARISON_COLUMNS.
+
+    Read defensively (columns may be missing or added; a newer writer may add `decision`):
+    - ratio: `ratio` (current / baseline: the A/B estimate when the row was re-measured); else,
+      for a relative metric (`relative` not false), 1 + `change_pct` / 100 (the stored-run change)
+    - ci_low, ci_high: `ci_low`, `ci_high` (the A/B interval of the ratio; empty otherwise)
+    - threshold: `threshold` for a relative metric (a fraction, 0.10 = +10 %); none for an
+      absolute one (its threshold is not a ratio)
+    - decision: `decision` when present; else from `state` (regressed REGRESSED, improved
+      IMPROVED, same and still_failing SAME, unknown and remeasure UNKNOWN); else from `mark`
+      (+ REGRESSED, - IMPROVED, ~ SAME, ? UNKNOWN)
+    - target, model, threads, metric (`metric [key]` for a keyed row), variant (`variant ·
+      runtime` where one key was compared for several runtimes)
+    Kept rows: those with a positive ratio and a decision that are either A/B-judged (an
+    interval) or counted (`counts`) and not SAME: the rows a reader wants to see. Unchanged
+    stored-run rows and not-comparable (x), newly failing (!) and fixed (*) rows have no ratio to
+    draw; compare.md lists them.
+    """
+    if compare.empty:
+        return pd.DataFrame(columns=COMPARISON_COLUMNS)
+    records = []
+    for i in compare.index:
+        def get(name: str) -> Any:
+            return _clean(_column(compare, name).loc[i])
+
+        relative = _flag(get("relative"), True)
+        ratio = get("ratio")
+        if ratio is None and relative and get("change_pct") is not None:
+            ratio = 1 + float(get("change_pct")) / 100
+        decision = get("decision")
+        if decision is None:
+            decision = STATE_DECISIONS.get(str(get("state") or "").lower()) or \
+                MARK_DECISIONS.get(str(get("mark") or ""))
+        if ratio is None or ratio <= 0 or decision is None:
+            continue
+        decision = str(decision).upper()
+        judged = get("ci_low") is not None and get("ci_high") is not None
+        if not judged and (decision == "SAME" or not _flag(get("counts"), False)):
+            continue
+        metric = get("metric")
+        if get("key"):
+            metric = f"{metric} [{get('key')}]"
+        records.append(dict(target=get("target"), model=get("model"), variant=get("variant"),
+                            threads=_threads(get("threads")), metric=metric,
+                            ratio=float(ratio), ci_low=get("ci_low"), ci_high=get("ci_high"),
+                            threshold=get("threshold") if relative else None,
+                            decision=decision, runtime=get("runtime")))
+    labels = [tuple(r[c] for c in ("target", "model", "variant", "threads", "metric"))
+              for r in records]
+    for record, label in zip(records, labels):
+        if labels.count(label) > 1 and record["runtime"]:  # one row per runtime: say which
+            record["variant"] = f"{record['variant']} · {record['runtime']}"
+    return pd.DataFrame(records, columns=COMPARISON_COLUMNS)
+
+
 def comparison_rows(comparison: pd.DataFrame) -> list[dict[str, Any]]:
     """The comparison frame (COMPARISON_COLUMNS) as records, validated."""
     missing = [c for c in COMPARISON_COLUMNS if c not in comparison.columns]
@@ -209,11 +293,39 @@ def comparison_rows(comparison: pd.DataFrame) -> list[dict[str, Any]]:
     return records
 
 
-def series_from_trend(trend: pd.DataFrame) -> pd.DataFrame:
-    """`History.trend(...)` output to the series frame `render_history_html` takes (ok rows)."""
+def series_key(values: Any) -> tuple:
+    """A series key (SERIES_KEY order) as plain values: threads an int or None, NaN as None."""
+    return tuple(_threads(v) if name == "threads" else _clean(v)
+                 for name, v in zip(SERIES_KEY, values))
+
+
+def trend_series(trend: pd.DataFrame) -> pd.DataFrame:
+    """The ok rows of `History.trend(...)` as series rows (SERIES_COLUMNS), index kept.
+
+    The index is the trend frame's, so a series row can be traced back to its trend row. A row
+    with a `key` (an operator, a layer) is its own series, `metric [key]`; where one target,
+    model, variant, thread count and metric was measured with several runtimes, the variant
+    reads `variant · runtime`, so no two runtimes share a series.
+    """
     ok = trend[trend["status"].fillna("ok") == "ok"] if "status" in trend.columns else trend
-    out = ok.rename(columns={"started": "timestamp"})
-    return out[SERIES_COLUMNS].reset_index(drop=True)
+    out = ok.rename(columns={"started": "timestamp"}).copy()
+    if "key" in out.columns:
+        keyed = out["key"].notna() & (out["key"].astype(str) != "")
+        out.loc[keyed, "metric"] = out.loc[keyed, "metric"] + " [" + \
+            out.loc[keyed, "key"].astype(str) + "]"
+    if "runtime" in out.columns and len(out):
+        runtimes = out.groupby([out[c].astype(str) for c in SERIES_KEY])["runtime"] \
+            .transform("nunique")
+        several = (runtimes > 1) & out["runtime"].notna()
+        out.loc[several, "variant"] = out.loc[several, "variant"].astype(str) + " · " + \
+            out.loc[several, "runtime"].astype(str)
+    return out[SERIES_COLUMNS]
+
+
+def series_from_trend(trend: pd.DataFrame) -> pd.DataFrame:
+    """`History.trend(...)` output to the series frame `render_history_html` takes (ok rows,
+    see `trend_series`)."""
+    return trend_series(trend).reset_index(drop=True)
 
 
 def history_series(series: pd.DataFrame,
@@ -222,11 +334,10 @@ def history_series(series: pd.DataFrame,
     missing = [c for c in SERIES_COLUMNS if c not in series.columns]
     if missing:
         raise ValueError(f"history frame lacks columns {missing}; expected {SERIES_COLUMNS}")
-    marked = {(tuple(_clean(k) for k in key), run_id) for key, run_id in change_points}
+    marked = {(series_key(key), run_id) for key, run_id in change_points}
     records = []
     for key, group in series.groupby(SERIES_KEY, sort=False, dropna=False):
-        key = tuple(_threads(k) if name == "threads" else _clean(k)
-                    for name, k in zip(SERIES_KEY, key))
+        key = series_key(key)
         runs = [{"run_id": r.run_id, "timestamp": _clean(r.timestamp), "value": _clean(r.value),
                  "change_point": (key, r.run_id) in marked}
                 for r in group.sort_values(["timestamp", "run_id"]).itertuples()]

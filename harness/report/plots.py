@@ -24,7 +24,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter
 
-from harness.report.plot_data import FLOAT_VARIANT, PARETO_ACCURACY
+from harness.report.plot_data import FLOAT_VARIANT, LATENCY_BAND, PARETO_ACCURACY
 
 FONT = "DejaVu Sans"
 MAX_ZOOM = 1.2  # a figure is shown at most this much larger than its natural size
@@ -161,7 +161,8 @@ def _hide_unused(axes: list[Any], used: int) -> None:
 # --------------------------------------------------------------------------- latency
 
 def latency_plot(points: list[dict[str, Any]], target: str) -> Plot | None:
-    """Median latency per thread count, one panel per model, min–p90 as a bar, invalid hollow."""
+    """Median latency per thread count, one panel per model, p10–p90 as a bar (min–p90 for rows
+    without a stored p10), invalid hollow."""
     points = [p for p in points if p["target"] == target]
     if not points:
         return None
@@ -173,6 +174,7 @@ def latency_plot(points: list[dict[str, Any]], target: str) -> Plot | None:
         fig = Figure(figsize=(PANEL_ROW_WIDTH[cols], 2.8 * rows + 0.7), layout="constrained")
         axes = list(fig.subplots(rows, cols, squeeze=False).flat)
         variants_seen: dict[str, None] = {}
+        fallback = False  # a band drawn from the minimum (a row without p10)
         for ax, model in zip(axes, models):
             mine = [p for p in points if p["model"] == model]
             threads = sorted({p["threads"] for p in mine}, key=lambda t: (t is None, t or 0))
@@ -194,15 +196,17 @@ def latency_plot(points: list[dict[str, Any]], target: str) -> Plot | None:
                 label = _label([variant, runtime if len(runtimes) > 1 else None,
                                 method if len(methods) > 1 else None])
                 for x, p in zip(xs, line):
-                    low, high = p["min_ms"], p["p90_ms"]
+                    low, high = p["band_low"], p["p90_ms"]
                     if low is not None and high is not None:
                         ax.vlines(x, low, high, color=colour, lw=2.2, alpha=0.35, zorder=1)
+                        fallback |= p["band_low_metric"] != LATENCY_BAND[0]
                     invalid = p["valid"] is False
                     (dot,) = ax.plot([x], [p["median_ms"]], "o", ms=6.5, zorder=3,
                                      mfc="white" if invalid else colour, mec=colour, mew=1.6)
                     tips.add(dot, f"{model} · {label} · {p['threads']} thread(s)\n"
-                                  f"median {_ms(p['median_ms'])}, min {_ms(low)}, "
-                                  f"p90 {_ms(high)}, p99 {_ms(p['p99_ms'])}, n {p['n']}"
+                                  f"median {_ms(p['median_ms'])}, p10 {_ms(p['p10_ms'])}, "
+                                  f"p90 {_ms(high)}, p99 {_ms(p['p99_ms'])}, "
+                                  f"min {_ms(p['min_ms'])}, n {p['n']}"
                                   + (f"\ninvalid: {p['hint']}" if invalid else ""))
             ax.set_xticks(range(len(threads)),
                           ["n/a" if t is None else str(t) for t in threads])
@@ -219,13 +223,15 @@ def latency_plot(points: list[dict[str, Any]], target: str) -> Plot | None:
                     Line2D([], [], color=MUTED, marker="o", mfc="white", ls="",
                            label="median, invalid (hover: why)"),
                     Line2D([], [], color=MUTED, lw=4, alpha=0.35,
-                           label="min – p90 (no p10 stored)")]
+                           label="p10 – p90" + (" (min – p90 where no p10 is stored)"
+                                                if fallback else ""))]
         fig.legend(handles=handles, loc="outside upper center",
                    ncol=_legend_cols(cols, len(handles)))
         svg = _to_svg(fig, name, tips)
-    return Plot(name, svg, f"Latency on {target}: median per thread count (dot), min to p90 "
-                           "(bar), as stored in results.csv. Hollow dots failed the validity "
-                           "check.")
+    return Plot(name, svg, f"Latency on {target}: median per thread count (dot), p10 to p90 "
+                           "(bar), as stored in results.csv"
+                           + (" (min to p90 for rows stored without p10)" if fallback else "")
+                           + ". Hollow dots failed the validity check.")
 
 
 # --------------------------------------------------------------------------- Pareto

@@ -5,6 +5,10 @@ sorted by their key, so a new baseline shows up in `git diff` as the lines that 
 the tidy rows (summary statistics, failures included), up to `MAX_SAMPLES` raw samples per series
 (evenly spaced in time order, enough for the Mann-Whitney test), the environment per target and,
 when set from several runs, each row's run-to-run noise (`"noise"`, sd of log(value)).
+Each row keeps the sha256 of the artifact it measured, and the file keeps the suite's measurement
+protocol (`"protocol"`, harness.compare.measurement_protocol): rows measured under another protocol
+are not comparable. `set_baseline` with an artifact store pins the baseline: the artifact of every
+latency row must be in the store, for the A/B re-measurement.
 The file is plain JSON: `json.load` reads it.
 """
 
@@ -16,7 +20,7 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -25,12 +29,17 @@ from harness.errors import UserError
 from harness.results.rundir import RunDir, suite_name
 from harness.results.schema import COLUMNS, KEY_COLUMNS, to_frame
 
+if TYPE_CHECKING:
+    from harness.results.artifact_store import ArtifactStore
+
 SCHEMA_VERSION = 1
 MAX_SAMPLES = 200
-# columns kept per row (others are empty in a baseline or not needed to compare)
+# columns kept per row (others are empty in a baseline or not needed to compare); the delegate
+# coverage of latency rows is compared as deterministic rows
 ROW_COLUMNS = KEY_COLUMNS + [
-    "device_kind", "artifact_sha256", "runtime_version", "delegate", "method", "value", "unit", "n",
-    "valid", "hint", "status", "error_kind", "phase", "message",
+    "device_kind", "artifact_sha256", "runtime_version", "delegate", "delegated_nodes",
+    "undelegated_ops", "method", "value", "unit", "n", "valid", "hint", "status", "error_kind",
+    "phase", "message",
 ]
 SAMPLE_KEYS = ["target", "model", "variant", "runtime", "threads", "measurement", "metric",
                "artifact_sha256", "unit"]
@@ -51,6 +60,7 @@ class Baseline:
     path: Path | None = None
     noise: dict[tuple, float] = field(default_factory=dict)   # row key -> sd of log(value)
     meta: dict[str, Any] = field(default_factory=dict)
+    protocol: dict[str, Any] | None = None   # measurement_protocol of the run's suite
 
 
 def baseline_path(suite: str, root: Path | str = defaults.BASELINES_DIR) -> Path:
@@ -80,7 +90,8 @@ def _row_record(row: dict[str, Any]) -> dict[str, Any]:
         value = _clean(row.get(column))
         if value is None or value == "":
             continue
-        if column in ("threads", "n") and isinstance(value, float) and value.is_integer():
+        if column in ("threads", "n", "delegated_nodes", "undelegated_ops") \
+                and isinstance(value, float) and value.is_integer():
             value = int(value)
         record[column] = value
     return record
@@ -119,11 +130,13 @@ def render_baseline(frame: pd.DataFrame, samples: list[dict[str, Any]], *, suite
                     environment: dict[str, dict[str, Any]] | None = None,
                     source_run: str | None = None, created: str | None = None,
                     max_samples: int = MAX_SAMPLES, noise: dict[tuple, float] | None = None,
-                    noise_runs: list[str] | None = None) -> str:
+                    noise_runs: list[str] | None = None,
+                    protocol: dict[str, Any] | None = None) -> str:
     """The baseline file's text (see the module docstring for the layout).
 
     `noise` ({row key: sd of log(value)}, harness.compare.series_noise over several runs) is
-    stored per row as `"noise"`; `noise_runs` names the runs it came from.
+    stored per row as `"noise"`; `noise_runs` names the runs it came from. `protocol` is the
+    measurement protocol of the run's suite (None: unknown).
     """
     rows = sorted((_with_noise(_row_record(r), noise) for r in frame.to_dict("records")),
                   key=_sort_key)
@@ -136,6 +149,8 @@ def render_baseline(frame: pd.DataFrame, samples: list[dict[str, Any]], *, suite
             "created": created, "harness_version": __version__, "max_samples": max_samples}
     if noise_runs:
         head["noise_runs"] = list(noise_runs)
+    if protocol is not None:
+        head["protocol"] = protocol
     lines = ["{"]
     for k in sorted(head):
         lines.append(f"  {json.dumps(k)}: {_dumps_line(head[k])},")
@@ -157,12 +172,13 @@ def write_baseline(path: Path | str, frame: pd.DataFrame, samples: list[dict[str
                    suite: str, environment: dict[str, dict[str, Any]] | None = None,
                    source_run: str | None = None, created: str | None = None,
                    max_samples: int = MAX_SAMPLES, noise: dict[tuple, float] | None = None,
-                   noise_runs: list[str] | None = None) -> Path:
+                   noise_runs: list[str] | None = None,
+                   protocol: dict[str, Any] | None = None) -> Path:
     """Write a baseline file atomically; returns its path."""
     path = Path(path)
     text = render_baseline(frame, samples, suite=suite, environment=environment,
                            source_run=source_run, created=created, max_samples=max_samples,
-                           noise=noise, noise_runs=noise_runs)
+                           noise=noise, noise_runs=noise_runs, protocol=protocol)
     json.loads(text)  # never write a file that does not parse
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".part")
@@ -199,17 +215,20 @@ def read_baseline(path: Path | str) -> Baseline:
                     environment=dict(doc.get("environment", {})), source_run=doc.get("source_run"),
                     created=doc.get("created"), harness_version=doc.get("harness_version"),
                     path=path, noise=noise,
-                    meta={k: doc[k] for k in ("max_samples", "noise_runs") if k in doc})
+                    meta={k: doc[k] for k in ("max_samples", "noise_runs") if k in doc},
+                    protocol=doc.get("protocol"))
 
 
 def set_baseline(run_dir: Path | str | list, root: Path | str = defaults.BASELINES_DIR, *,
-                 max_samples: int = MAX_SAMPLES) -> Path:
+                 max_samples: int = MAX_SAMPLES, store: "ArtifactStore | None" = None) -> Path:
     """Make a stored run the baseline of its suite: writes `<root>/<suite>.json`.
 
     Given several run directories (oldest first), the LAST one is the baseline and all of them
     give the run-to-run noise of every row (stored per row, used by the verdict on any clone).
+    With a `store`, the baseline is pinned first: the artifact of every ok latency row must be in
+    it (else a UserError naming them and the fix, and nothing is written).
     """
-    from harness.compare import NOISE_MIN_RUNS, series_noise
+    from harness.compare import NOISE_MIN_RUNS, measurement_protocol, series_noise
 
     runs = [RunDir.open(d) for d in (run_dir if isinstance(run_dir, (list, tuple)) else [run_dir])]
     if not runs:
@@ -222,6 +241,8 @@ def set_baseline(run_dir: Path | str | list, root: Path | str = defaults.BASELIN
         if other_suite != suite:
             raise UserError(f"{other.path} is a run of suite {other_suite!r}, not {suite!r}",
                             hint="give runs of one suite")
+    if store is not None:
+        store.pin(pinned_rows(frame))
     noise, noise_runs = None, None
     if len(loaded) > 1:
         if len(loaded) < NOISE_MIN_RUNS:
@@ -231,4 +252,21 @@ def set_baseline(run_dir: Path | str | list, root: Path | str = defaults.BASELIN
         noise_runs = [m.run_id or run.run_id for run, _, m in loaded]
     return write_baseline(baseline_path(suite, root), frame, last.samples(), suite=suite,
                           environment=meta.environment, source_run=meta.run_id or last.run_id,
-                          max_samples=max_samples, noise=noise, noise_runs=noise_runs)
+                          max_samples=max_samples, noise=noise, noise_runs=noise_runs,
+                          protocol=measurement_protocol(meta.suite))
+
+
+PINNED_DEVICE_KINDS = ("cpu",)    # kinds that measure the built artifact itself
+
+
+def pinned_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """The rows whose artifact a baseline pins: ok latency rows with an artifact sha256 that
+    measured a built TFLite artifact (what the A/B re-measurement runs again). Kinds that measure
+    an artifact they derive on the way (Edge TPU compile, ONNX export, TFLM) are not pinned: the
+    run does not store those files."""
+    status = frame["status"].fillna("ok")
+    kind = frame["device_kind"].fillna("cpu")
+    rows = frame[(frame["measurement"] == "latency") & (status == "ok")
+                 & frame["artifact_sha256"].notna() & kind.isin(PINNED_DEVICE_KINDS)
+                 & (frame["runtime"] != "onnxruntime")]
+    return rows[["target", "model", "variant", "artifact_sha256"]].to_dict("records")

@@ -1,11 +1,10 @@
-"""Run history: every run appended to one SQLite file (standard library), queried for trends.
+"""Run history: every run appended to one store, queried for trends.
 
-Default location `reports/history.sqlite` (harness.defaults). Tables:
-  runs          one row per run: run_id, suite, started (UTC ISO), appended, harness_version, path
-  rows          the tidy rows of every run (all schema columns)
-  samples       raw sample series (JSON arrays), one row per series
-  environments  the environment per run and target, with the fingerprint columns pulled out
-Appending a run that is already there replaces it (re-running `history append` is harmless).
+The store is an SQLite file (default `reports/history.sqlite`, harness.defaults) or a PostgreSQL
+database that several controllers share (`postgresql://user@host/db`); `open_history` picks the
+backend from the location. Tables, migrations and engines: `harness.results.history_db`.
+Appending a run that is already there replaces it (re-running `history append` is harmless);
+appends from several controllers at once are transactions of their own.
 """
 
 from __future__ import annotations
@@ -13,23 +12,28 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import re
-import sqlite3
-from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from sqlalchemy import Float, Integer, Select, select
 
 from harness import defaults
 from harness.errors import UserError
+from harness.results import history_db as db
+from harness.results.history_db import ENV_KEYS, SAMPLE_KEYS
 from harness.results.rundir import RunDir, RunMeta, suite_name
 from harness.results.schema import COLUMNS, KEY_COLUMNS, to_frame
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = db.SCHEMA_VERSION
 RUN_ID_TIME = re.compile(r"^(\d{8})-(\d{6})")
-SAMPLE_KEYS = ["target", "model", "variant", "runtime", "threads", "measurement", "metric",
-               "artifact_sha256", "unit"]
-ENV_KEYS = ["runtime", "runtime_version", "cpu_model", "governor", "os", "harness_version"]
+__all__ = ["ENV_KEYS", "SAMPLE_KEYS", "History", "open_history", "run_started"]
+
+
+def open_history(location: Path | str | None = None) -> "History":
+    """The history at `location`: an SQLite file path or a postgresql:// URL; None: the
+    default ($HARNESS_HISTORY, else reports/history.sqlite)."""
+    return History(defaults.history_location() if location is None else location)
 
 
 def run_started(run_id: str, run_json: dict[str, Any] | None = None) -> str:
@@ -63,36 +67,72 @@ def _sql_value(value: Any) -> Any:
     return value
 
 
+def _bound(value: Any, column: Any) -> Any:
+    """A value as its column stores it (PostgreSQL checks types; SQLite stores the same)."""
+    value = _sql_value(value)
+    if value is None:
+        return None
+    if isinstance(column.type, Float):
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            return None
+    if isinstance(column.type, Integer):
+        if isinstance(value, str):
+            value = {"true": 1, "false": 0}.get(value.strip().lower(), value)
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            return None
+        return int(number) if number.is_integer() else None
+    return value if isinstance(value, str) else str(value)
+
+
+def _frame(connection: Any, query: Select, columns: list[str] | None = None) -> pd.DataFrame:
+    result = connection.execute(query)
+    return pd.DataFrame(result.fetchall(), columns=columns or list(result.keys()))
+
+
 # --------------------------------------------------------------------------- the store
 
 class History:
-    """The history database. `History(path).append(run_dir)`, `.trend(...)`."""
+    """The history store. `History(path_or_url).append(run_dir)`, `.trend(...)`."""
 
     def __init__(self, path: Path | str = defaults.HISTORY_PATH) -> None:
-        self.path = Path(path)
+        self.url = db.database_url(path)
+        sqlite = self.url.get_backend_name() == "sqlite"
+        self.path: Path | None = Path(str(self.url.database)) if sqlite else None  # the file
+        self.location = db.label(self.url)  # for messages: no password
+        self._engine: Any = None
+        self._ready = False
 
-    def _connect(self) -> sqlite3.Connection:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(self.path, timeout=30)
-        cols = ", ".join(f'"{c}"' for c in COLUMNS)
-        sample_cols = ", ".join(f'"{c}"' for c in SAMPLE_KEYS)
-        env_cols = ", ".join(f'"{c}"' for c in ENV_KEYS)
-        db.executescript(f"""
-            CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
-            INSERT OR IGNORE INTO meta VALUES ('schema_version', '{SCHEMA_VERSION}');
-            CREATE TABLE IF NOT EXISTS runs (run_id TEXT PRIMARY KEY, suite TEXT, started TEXT,
-                appended TEXT, harness_version TEXT, path TEXT, run_json TEXT);
-            CREATE TABLE IF NOT EXISTS rows ({cols});
-            CREATE INDEX IF NOT EXISTS rows_run ON rows (run_id);
-            CREATE INDEX IF NOT EXISTS rows_metric ON rows (suite, target, model, metric);
-            CREATE TABLE IF NOT EXISTS samples (run_id TEXT, {sample_cols}, n INTEGER,
-                samples TEXT);
-            CREATE INDEX IF NOT EXISTS samples_run ON samples (run_id);
-            CREATE TABLE IF NOT EXISTS environments (run_id TEXT, target TEXT, {env_cols},
-                environment TEXT);
-            CREATE INDEX IF NOT EXISTS env_run ON environments (run_id);
-        """)
-        return db
+    def __repr__(self) -> str:
+        return f"History({self.location!r})"
+
+    def _connect(self, write: bool = False) -> Any:
+        """A transaction on a store at the current schema (made or migrated on first use)."""
+        if self._engine is None:
+            if self.path is not None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._engine = db.make_engine(self.url)
+        if not self._ready:
+            with db.reporting(self.url):
+                with self._engine.begin() as connection:
+                    current = db.stored_version(connection) == db.SCHEMA_VERSION
+                if not current:
+                    with self._engine.execution_options(**{db.WRITE: True}).begin() as connection:
+                        db.migrate(connection, self.location)
+            self._ready = True
+        return self._engine.execution_options(**{db.WRITE: write}).begin()
+
+    def exists(self) -> bool:
+        """Whether the store holds a history (a file there; a database with its tables)."""
+        if self.path is not None:
+            return self.path.is_file()
+        if self._engine is None:
+            self._engine = db.make_engine(self.url)
+        with db.reporting(self.url), self._engine.connect() as connection:
+            return db.stored_version(connection) > 0
 
     def append(self, run: RunDir | Path | str | None = None, *,
                frame: pd.DataFrame | None = None, samples: list[dict[str, Any]] | None = None,
@@ -124,47 +164,49 @@ class History:
         if suite:
             frame["suite"] = frame["suite"].astype(object).where(frame["suite"].notna(), suite)
         harness_version = meta.harness_version
-        with closing(self._connect()) as db, db:
-            for table in ("runs", "rows", "samples", "environments"):
-                db.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
-            db.execute("INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?)",
-                       (run_id, suite, run_started(run_id, run_json), _now(), harness_version,
-                        path, json.dumps(run_json, default=str)))
-            marks = ", ".join("?" for _ in COLUMNS)
-            db.executemany(f"INSERT INTO rows VALUES ({marks})",
-                           [tuple(_sql_value(v) for v in rec)
-                            for rec in frame.itertuples(index=False, name=None)])
-            db.executemany(
-                f"INSERT INTO samples VALUES ({', '.join('?' for _ in SAMPLE_KEYS + [0, 0, 0])})",
-                [(run_id, *[_sql_value(s.get(k)) for k in SAMPLE_KEYS], len(s.get("samples") or []),
-                  json.dumps(s.get("samples") or [])) for s in samples])
-            for target, env in sorted(meta.environment.items()):
-                fp = fingerprint(dict(env or {}, harness_version=harness_version))
-                marks = ", ".join("?" for _ in ENV_KEYS + [0, 0, 0])
-                db.execute(f"INSERT INTO environments VALUES ({marks})",
-                           (run_id, target, *[_sql_value(fp.get(k)) for k in ENV_KEYS],
-                            json.dumps(env, default=str)))
+        records = [dict(zip(COLUMNS, rec), seq=i)
+                   for i, rec in enumerate(frame.itertuples(index=False, name=None))]
+        series = [dict({k: s.get(k) for k in SAMPLE_KEYS}, run_id=run_id,
+                       n=len(s.get("samples") or []), samples=json.dumps(s.get("samples") or []),
+                       seq=i) for i, s in enumerate(samples)]
+        envs = []
+        for target, env in sorted(meta.environment.items()):
+            fp = fingerprint(dict(env or {}, harness_version=harness_version))
+            envs.append(dict({k: fp.get(k) for k in ENV_KEYS}, run_id=run_id, target=target,
+                             environment=json.dumps(env, default=str)))
+        run_row = dict(run_id=run_id, suite=suite, started=run_started(run_id, run_json),
+                       appended=_now(), harness_version=harness_version, path=path,
+                       run_json=json.dumps(run_json, default=str))
+        with db.reporting(self.url), self._connect(write=True) as connection:
+            db.run_lock(connection, run_id)
+            for table in db.RUN_TABLES:
+                connection.execute(table.delete().where(table.c.run_id == run_id))
+            for table, values in ((db.runs, [run_row]), (db.rows, records), (db.samples, series),
+                                  (db.environments, envs)):
+                if values:
+                    connection.execute(table.insert(), [
+                        {c.name: _bound(v.get(c.name), c) for c in table.columns}
+                        for v in values])
         return run_id
 
     # ----------------------------------------------------------------------- queries
 
+    RUN_COLUMNS = ["run_id", "suite", "started", "appended", "harness_version", "path"]
+
     def runs(self, suite: str | None = None, last: int | None = None) -> pd.DataFrame:
         """Runs in time order (oldest first): run_id, suite, started, appended, harness_version,
         path."""
-        if not self.path.is_file():
-            return pd.DataFrame(columns=["run_id", "suite", "started", "appended",
-                                         "harness_version", "path"])
-        query = "SELECT run_id, suite, started, appended, harness_version, path FROM runs"
-        args: list[Any] = []
+        if not self.exists():
+            return pd.DataFrame(columns=self.RUN_COLUMNS)
+        runs = db.runs
+        query = select(*[runs.c[c] for c in self.RUN_COLUMNS])
         if suite:
-            query += " WHERE suite = ?"
-            args.append(suite)
-        query += " ORDER BY started DESC, run_id DESC"
+            query = query.where(runs.c.suite == suite)
+        query = query.order_by(runs.c.started.desc(), runs.c.run_id.desc())
         if last:
-            query += " LIMIT ?"
-            args.append(int(last))
-        with closing(self._connect()) as db:
-            frame = pd.read_sql_query(query, db, params=args)
+            query = query.limit(int(last))
+        with db.reporting(self.url), self._connect() as connection:
+            frame = _frame(connection, query, self.RUN_COLUMNS)
         return frame.iloc[::-1].reset_index(drop=True)
 
     def trend(self, suite: str | None = None, target: str | None = None, model: str | None = None,
@@ -180,24 +222,19 @@ class History:
         runs = self.runs(suite, last)
         if runs.empty:
             return pd.DataFrame(columns=columns)
-        query = ("SELECT r.run_id, runs.started, r.suite, "
-                 + ", ".join(f'r."{c}"' for c in KEY_COLUMNS + columns[len(KEY_COLUMNS) + 3:])
-                 + " FROM rows r JOIN runs ON runs.run_id = r.run_id"
-                 + f" WHERE r.run_id IN ({', '.join('?' for _ in runs['run_id'])})")
-        args: list[Any] = list(runs["run_id"])
+        r, run = db.rows, db.runs
+        query = (select(r.c.run_id, run.c.started, r.c.suite, *[r.c[c] for c in columns[3:]])
+                 .join(run, run.c.run_id == r.c.run_id)
+                 .where(r.c.run_id.in_(list(runs["run_id"]))))
         if target:
-            query += " AND r.target = ?"
-            args.append(target)
+            query = query.where(r.c.target == target)
         if model:
-            query += " AND r.model = ?"
-            args.append(model)
+            query = query.where(r.c.model == model)
         if metric:
-            query += " AND (r.metric = ? OR r.measurement = ?)"
-            args += [metric, metric]
-        query += " ORDER BY runs.started, r.run_id"
-        with closing(self._connect()) as db:
-            frame = pd.read_sql_query(query, db, params=args)
-        frame.columns = columns
+            query = query.where((r.c.metric == metric) | (r.c.measurement == metric))
+        query = query.order_by(run.c.started, r.c.run_id, r.c.seq)
+        with db.reporting(self.url), self._connect() as connection:
+            frame = _frame(connection, query, columns)
         frame["value"] = pd.to_numeric(frame["value"], errors="coerce")
         frame["threads"] = pd.to_numeric(frame["threads"], errors="coerce").astype("Int64")
         return frame
@@ -214,23 +251,30 @@ class History:
 
     def run_frame(self, run_id: str) -> tuple[pd.DataFrame, list[dict[str, Any]], RunMeta]:
         """A stored run back as (frame, samples, meta): compare against any past run."""
-        with closing(self._connect()) as db:
-            found = db.execute("SELECT run_json FROM runs WHERE run_id = ?", (run_id,)).fetchone()
-            if not found:
-                raise UserError(f"run {run_id!r} is not in the history {self.path}",
-                                hint="`harness history` lists the runs it holds")
-            rows = pd.read_sql_query("SELECT * FROM rows WHERE run_id = ?", db, params=[run_id])
-            series = db.execute(
-                f"SELECT {', '.join(SAMPLE_KEYS)}, samples FROM samples WHERE run_id = ?",
-                (run_id,)).fetchall()
-        frame = to_frame(rows.reindex(columns=COLUMNS).to_dict("records"))
+        found = None
+        if self.exists():
+            with db.reporting(self.url), self._connect() as connection:
+                found = connection.execute(select(db.runs.c.run_json)
+                                           .where(db.runs.c.run_id == run_id)).scalar()
+                rows = _frame(connection, select(*[db.rows.c[c] for c in COLUMNS])
+                              .where(db.rows.c.run_id == run_id).order_by(db.rows.c.seq), COLUMNS)
+                series = connection.execute(
+                    select(*[db.samples.c[k] for k in SAMPLE_KEYS], db.samples.c.samples)
+                    .where(db.samples.c.run_id == run_id).order_by(db.samples.c.seq)).fetchall()
+        if not found:
+            raise UserError(f"run {run_id!r} is not in the history {self.location}",
+                            hint="`harness history` lists the runs it holds")
+        frame = to_frame(rows.to_dict("records"))
         samples = [dict(zip(SAMPLE_KEYS, s[:-1]), samples=json.loads(s[-1])) for s in series]
-        return frame, samples, RunMeta.from_json(json.loads(found[0]),
-                                                 f"{self.path} (run {run_id})", run_id=run_id)
+        return frame, samples, RunMeta.from_json(json.loads(found),
+                                                 f"{self.location} (run {run_id})", run_id=run_id)
 
     def environments(self, run_id: str) -> pd.DataFrame:
         """The fingerprint per target of one run."""
-        with closing(self._connect()) as db:
-            return pd.read_sql_query(
-                f"SELECT target, {', '.join(ENV_KEYS)} FROM environments WHERE run_id = ?",
-                db, params=[run_id])
+        columns = ["target", *ENV_KEYS]
+        if not self.exists():
+            return pd.DataFrame(columns=columns)
+        env = db.environments
+        with db.reporting(self.url), self._connect() as connection:
+            return _frame(connection, select(*[env.c[c] for c in columns])
+                          .where(env.c.run_id == run_id), columns)

@@ -21,6 +21,7 @@ Latency rows from benchmark_model (measurement "latency"): `mean_ms`, `min_ms`, 
 
 from __future__ import annotations
 
+import json
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
@@ -331,23 +332,59 @@ def size_rows(model_path: str | Path | None, fields: dict[str, Any],
     return rows
 
 
+def tflm_arena_cached(model_path: str | Path, cache: Path | None = None) -> dict[str, Any]:
+    """The TFLM arena search of a model (`harness.artifacts.tflm_arena`): {"arena_bytes": n}, or
+    {"error_kind", "message"} when TFLM cannot load it.
+
+    With `cache`, the outcome is kept in `<cache>/tflm/` under the model's content, its path (the
+    message names it), the tflite-micro version and the search's code, so the search runs once
+    per model, ahead of measuring (`runner_exec.controller_work`), and never while a target
+    measures.
+    """
+    from harness.artifacts import tflm_arena as tflm
+    from harness.artifacts.cache import code_version, key_of, package_version, sha256_file, \
+        write_json
+    from harness.errors import InfraError
+
+    path = None
+    if cache is not None:
+        key = key_of("tflm_arena", sha256_file(Path(model_path)), str(model_path),
+                     package_version("tflite-micro", "tflite_micro"),
+                     code_version("artifacts/tflm_arena.py"))
+        path = Path(cache) / "tflm" / f"{key}.json"
+        if path.is_file():
+            return json.loads(path.read_text())
+    try:
+        found: dict[str, Any] = {"arena_bytes": tflm.tflm_arena_bytes(model_path)}
+    except InfraError as exc:
+        found = {"error_kind": exc.kind, "message": str(exc)}
+    if path is not None:
+        try:
+            write_json(path, found)
+        except OSError:  # the cache only saves time
+            pass
+    return found
+
+
 def tflm_rows(model_path: str | Path, variant: str, fields: dict[str, Any],
-              ram_kb: int | None = None, flash_kb: int | None = None) -> list[dict]:
+              ram_kb: int | None = None, flash_kb: int | None = None,
+              cache: Path | None = None) -> list[dict]:
     """TFLM arena (and the MCU fit when RAM/flash are known) for one artifact.
 
     No rows for variants TFLM cannot run (`tflm_arena.why_not` says why); a failure row when TFLM cannot
-    load this model (e.g. an operator it lacks).
+    load this model (e.g. an operator it lacks). With `cache`, the arena search is read from (or
+    stored in) the cache (`tflm_arena_cached`).
     """
     from harness.artifacts import tflm_arena as tflm
-    from harness.errors import InfraError
 
     if not tflm.tflm_can_run(variant):
         return []
     common = dict(fields, measurement="memory", method="tflm", n=1)
-    try:
-        arena = tflm.tflm_arena_bytes(model_path)
-    except InfraError as exc:
-        return [failure_row(error_kind=exc.kind, message=str(exc), phase="tflm", **common)]
+    found = tflm_arena_cached(model_path, cache)
+    if "arena_bytes" not in found:
+        return [failure_row(error_kind=found["error_kind"], message=found["message"],
+                            phase="tflm", **common)]
+    arena = found["arena_bytes"]
     rows = [make_row(**common, metric="tflm_arena_bytes", value=arena, unit="B")]
     if ram_kb is not None or flash_kb is not None:
         fit = tflm.fits(arena, Path(model_path).stat().st_size, ram_kb, flash_kb)

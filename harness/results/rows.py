@@ -32,7 +32,11 @@ def rows_from_records(records: list[dict[str, Any]], fields: dict[str, Any]) -> 
 
 
 def latency_rows(result: dict, fields: dict[str, Any]) -> tuple[list[dict], list[dict]]:
-    """Summary rows per thread count plus the raw sample series (µs → ms)."""
+    """Summary rows per thread count plus the raw sample series (µs → ms).
+
+    The rows are LATENCY_METRICS, `p10_ms` (the lower end of the report's p10-p90 band, the same
+    linear-interpolation quantile as p90) and `outliers`, all computed here from the raw samples.
+    """
     rows, series = [], []
     governor = (result.get("environment") or {}).get("governor")
     for entry in result.get("latency") or []:
@@ -46,6 +50,8 @@ def latency_rows(result: dict, fields: dict[str, Any]) -> tuple[list[dict], list
         for metric, attribute in LATENCY_METRICS:
             rows.append(make_row(**common, metric=metric, value=getattr(summary, attribute),
                                  unit="ms"))
+        rows.append(make_row(**common, metric="p10_ms", value=stats.quantile(samples_ms, 0.10),
+                             unit="ms"))
         rows.append(make_row(**common, metric="outliers", value=summary.outliers, unit="count"))
         if entry.get("undelegated_ops"):
             rows.append(make_row(**common, metric="undelegated_ops", key=",".join(

@@ -2,10 +2,13 @@
 reports. Everything that writes or reads a run goes through `RunDir`.
 
     run.json       RunMeta, with `format_version`; a reader refuses a newer version than it knows
-    rows.jsonl     tidy rows, appended as each job finishes (nothing measured is lost)
+    rows.jsonl     tidy rows, appended as each job finishes (nothing measured is lost); the rows of
+                   a job carry its key in `job` (bookkeeping, not a column of the tidy table)
     samples.jsonl  raw sample series, appended likewise
+    jobs.jsonl     one line per finished job, written after its rows: {"job", "rows", "samples"}
     results.csv    the tidy table, written when the run finishes
     report.md      the Markdown report; compare.md / compare.csv the comparison, when there is one
+    report.html    the HTML report: plots, tables, trends and the comparison when there are any
     targets/<name>/  raw result documents of each target; harness.log the run log
 """
 
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import secrets
 import threading
@@ -23,15 +27,21 @@ from typing import Any, Callable
 
 import pandas as pd
 
+from harness import fileio
 from harness.errors import UserError
 from harness.results.schema import COLUMNS, to_frame
+
+log = logging.getLogger("harness.results")
 
 FORMAT_VERSION = 1
 RUN_FILE = "run.json"
 ROWS_FILE = "rows.jsonl"
 SAMPLES_FILE = "samples.jsonl"
+JOBS_FILE = "jobs.jsonl"
+JOB = "job"  # the key of the job a row or a series belongs to, in rows.jsonl / samples.jsonl
 RESULTS_FILE = "results.csv"
 REPORT_FILE = "report.md"
+REPORT_HTML = "report.html"
 LOG_FILE = "harness.log"
 COMPARE_MD = "compare.md"
 COMPARE_CSV = "compare.csv"
@@ -171,27 +181,60 @@ class RunDir:
                     json.dumps(meta.to_json(), indent=1, default=_json_default))
 
     # -- rows and samples ----------------------------------------------------------------------
-    def append(self, rows: list[dict], series: list[dict]) -> None:
-        """Persist rows and raw samples immediately (JSON lines)."""
+    def append(self, rows: list[dict], series: list[dict], job: str | None = None) -> None:
+        """Persist rows and raw samples immediately (JSON lines). With `job`, they are marked as
+        that job's and a line in jobs.jsonl, written after them, says the job finished with
+        this many rows and series (what `complete_jobs` checks)."""
+        mark = {JOB: job} if job else {}
         with self._lock:
             self.path.mkdir(parents=True, exist_ok=True)
-            with (self.path / ROWS_FILE).open("a") as handle:
-                handle.writelines(json.dumps(row, default=_json_default) + "\n" for row in rows)
-            with (self.path / SAMPLES_FILE).open("a") as handle:
-                handle.writelines(json.dumps(item, default=_json_default) + "\n" for item in series)
+            _append_jsonl(self.path / ROWS_FILE, [{**row, **mark} for row in rows])
+            _append_jsonl(self.path / SAMPLES_FILE, [{**item, **mark} for item in series])
+            if job:
+                _append_jsonl(self.path / JOBS_FILE,
+                              [{JOB: job, "rows": len(rows), "samples": len(series)}])
 
     def rows(self) -> list[dict]:
-        return _read_jsonl(self.path / ROWS_FILE)
+        return [_unmarked(row) for row in _read_jsonl(self.path / ROWS_FILE)]
 
     def samples(self) -> list[dict]:
-        return _read_jsonl(self.path / SAMPLES_FILE)
+        return [_unmarked(item) for item in _read_jsonl(self.path / SAMPLES_FILE)]
+
+    def complete_jobs(self) -> dict[str, list[dict]]:
+        """The rows of every job whose rows and series are all there (as many as jobs.jsonl
+        says it wrote), by job key."""
+        rows: dict[str, list[dict]] = {}
+        series: dict[str, int] = {}
+        for row in _read_jsonl(self.path / ROWS_FILE):
+            rows.setdefault(row.get(JOB), []).append(_unmarked(row))
+        for item in _read_jsonl(self.path / SAMPLES_FILE):
+            series[item.get(JOB)] = series.get(item.get(JOB), 0) + 1
+        complete = {}
+        for entry in _read_jsonl(self.path / JOBS_FILE):
+            job = entry.get(JOB)
+            if job and len(rows.get(job, [])) == entry.get("rows") \
+                    and series.get(job, 0) == entry.get("samples"):
+                complete[job] = rows[job]
+        return complete
+
+    def drop_jobs(self, jobs: set[str], build_rows: bool = False) -> None:
+        """Remove every row, series and jobs.jsonl line of these jobs (and, with `build_rows`,
+        the rows of no job: the build's), before `--resume` runs them again."""
+        def keep(record: dict) -> bool:
+            job = record.get(JOB)
+            return job not in jobs and (job is not None or not build_rows)
+
+        with self._lock:
+            for name in (ROWS_FILE, SAMPLES_FILE, JOBS_FILE):
+                if (self.path / name).is_file():
+                    _write_jsonl(self.path / name, [r for r in _read_jsonl(self.path / name)
+                                                    if keep(r)])
 
     def drop_rows(self, keep: Callable[[dict], bool]) -> None:
-        """Rewrite the row log keeping only rows for which `keep(row)` is true (used by resume)."""
+        """Rewrite the row log keeping only rows for which `keep(row)` is true."""
         with self._lock:
-            rows = [row for row in self.rows() if keep(row)]
-            _write_text(self.path / ROWS_FILE,
-                        "".join(json.dumps(r, default=_json_default) + "\n" for r in rows))
+            rows = [row for row in _read_jsonl(self.path / ROWS_FILE) if keep(_unmarked(row))]
+            _write_jsonl(self.path / ROWS_FILE, rows)
 
     def frame(self) -> pd.DataFrame:
         """The tidy table: results.csv, or the row log of an unfinished run."""
@@ -219,6 +262,12 @@ class RunDir:
         _write_text(path, markdown)
         return path
 
+    def write_report_html(self, html: str) -> Path:
+        """report.html: the self-contained HTML report (`harness.api.write_html_report`)."""
+        path = self.path / REPORT_HTML
+        _write_text(path, html)
+        return path
+
     def write_comparison(self, markdown: str, csv: str) -> tuple[Path, Path]:
         """compare.md and compare.csv (kept with the run, uploaded by CI)."""
         paths = (self.path / COMPARE_MD, self.path / COMPARE_CSV)
@@ -232,17 +281,70 @@ class RunDir:
         return str(suite_name(meta, None if meta.suite_name else self.frame()))
 
 
+_warned: set[str] = set()  # files whose truncated last line was reported already
+
+
 def _read_jsonl(path: Path) -> list[dict]:
+    """The records of a JSON-lines file. A last line cut short (a run killed while appending) is
+    left out with a warning, shown once per file; a bad line elsewhere is a UserError naming it."""
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    lines = path.read_text().splitlines()
+    records = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except ValueError as exc:
+            if any(rest.strip() for rest in lines[number:]):
+                raise UserError(f"{path}:{number}: not a JSON line ({exc})",
+                                hint="the file was edited or damaged; delete that line") from exc
+            _report_cut(path)
+    return records
+
+
+def _report_cut(path: Path) -> None:
+    if str(path) not in _warned:
+        _warned.add(str(path))
+        log.warning("%s: its last line is cut short (the run was interrupted while writing it); "
+                    "it is left out, and `harness run --resume` measures that job again", path)
+
+
+def _append_jsonl(path: Path, records: list[dict]) -> None:
+    """Append records; a cut-short last line already there is removed first, so it never glues
+    itself to the next record."""
+    if not records:
+        return
+    if path.is_file() and path.stat().st_size:
+        with path.open("rb+") as handle:
+            handle.seek(-1, os.SEEK_END)
+            if handle.read(1) != b"\n":
+                handle.seek(0)
+                data = handle.read()
+                end = data.rfind(b"\n") + 1
+                try:
+                    json.loads(data[end:])
+                    handle.write(b"\n")  # whole, only its newline missing
+                except ValueError:
+                    _report_cut(path)
+                    handle.truncate(end)
+    with path.open("a") as handle:
+        handle.write("".join(json.dumps(r, default=_json_default) + "\n" for r in records))
+
+
+def _write_jsonl(path: Path, records: list[dict]) -> None:
+    _write_text(path, "".join(json.dumps(r, default=_json_default) + "\n" for r in records))
+
+
+def _unmarked(record: dict) -> dict:
+    """A row or series without the run directory's bookkeeping."""
+    return {k: v for k, v in record.items() if k != JOB}
 
 
 def _write_text(path: Path, text: str) -> None:
-    """Write a file so that a reader never sees half of it (temp file + os.replace)."""
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    """Write a file so that a reader never sees half of it (unique temp file + os.replace)."""
+    fileio.write_atomic(path, text)
 
 
 def _json_default(value: Any) -> Any:

@@ -26,6 +26,11 @@ class Transport(Protocol):
     `workdir` is the target-side directory the harness owns; `is_local` says whether commands run
     on the controller itself. Commands are argv lists: each transport quotes them for its own shell
     (never a pre-joined string).
+
+    The real transports also run each command in a process group of its own that a timeout, a
+    set `cancel` event (assigned by the orchestrator) or the controller's death stops
+    (`harness.transport.groups`), and offer `lock_key` / `hold_lock(path, info, timeout, cancel)`
+    for the device lock (`harness.transport.lock`); a transport without them is not locked.
     """
 
     name: str

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from harness.artifacts.cache import sha256_file
 from harness.errors import InfraError, UserError
+from harness.transport import disk
 from harness.transport.base import Transport
 
 log = logging.getLogger("harness.transport.push")
@@ -110,8 +111,9 @@ def push_bundle(transport: Transport, files: list[Path], digest: str,
             transport.put(Path(path), f"{remote_dir}/{Path(path).name}")
         done = transport.run(["sh", "-c", 'printf "%s\\n" "$2" > "$1"', "sh", marker, digest])
         if not done.ok:
-            raise InfraError(f"{transport.name}: cannot write {marker}: {done.stderr.strip()}",
-                             kind="workdir", phase="push")
+            raise disk.full_disk_error(transport, marker, 0, done.stderr) or InfraError(
+                f"{transport.name}: cannot write {marker}: {done.stderr.strip()}",
+                kind="workdir", phase="push")
     except InfraError as exc:
         if exc.phase in (None, "run"):
             exc.phase = "push"

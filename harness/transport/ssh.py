@@ -9,8 +9,10 @@ What it guarantees:
 - host keys checked against known_hosts (`target.known_hosts`, default ~/.ssh/known_hosts); an unknown
   key is refused with its SHA256 fingerprint and the fix, unless the target says
   `trust_on_first_use: true` (then it is recorded in that known_hosts file);
-- every argv element is quoted with `shlex.quote`; commands run in the work dir with stdin closed
-  (`in_stream=False`), output captured (`hide=True`) and a non-zero exit returned, not raised;
+- every argv element is quoted with `shlex.quote`; commands run in the work dir, in a process group
+  of their own with stdin at end of file (`harness.transport.groups`), output captured and a
+  non-zero exit returned, not raised; a timeout or a cancellation stops the group on the device
+  over a fresh channel and checks that it is gone;
 - paramiko / socket failures become `InfraError` with kind unreachable / auth / timeout / hostkey and
   the phase (connect, run, push, fetch) they happened in.
 """
@@ -18,6 +20,7 @@ What it guarantees:
 from __future__ import annotations
 
 import logging
+import select
 import shlex
 import socket
 import threading
@@ -26,10 +29,12 @@ from pathlib import Path
 
 from harness.config.inventory import Target
 from harness.errors import InfraError, UserError
+from harness.transport import disk, groups, lock
 from harness.transport.base import CommandResult
 
 log = logging.getLogger("harness.transport.ssh")
 
+POLL_S = 0.05
 TCP_USER_TIMEOUT = getattr(socket, "TCP_USER_TIMEOUT", 18)  # Linux value when Python lacks it
 _KNOWN_HOSTS_LOCK = threading.Lock()
 
@@ -48,6 +53,10 @@ class UnknownHostKey(Exception):
 def _fingerprint(key) -> str:
     """OpenSSH-style SHA256 fingerprint of a paramiko key."""
     return key.fingerprint  # paramiko >= 3.2: "SHA256:<base64 without padding>"
+
+
+def _text(data: bytearray) -> str:
+    return bytes(data).decode("utf-8", errors="replace")
 
 
 def _host_pattern(host: str, port: int) -> str:
@@ -113,6 +122,7 @@ class SSHTransport:
         self._conn = None
         self._gateway = None
         self._sftp = None
+        self.cancel: threading.Event | None = None  # polled while a command runs
 
     # ------------------------------------------------------------------ setup
     def _path(self, value: str) -> Path:
@@ -341,15 +351,89 @@ class SSHTransport:
 
     # ------------------------------------------------------------------ Transport
     def run(self, argv: list[str], timeout: float | None = None) -> CommandResult:
-        """Run argv (each element quoted) in the work dir; non-zero exit is returned, not raised."""
+        """Run argv (each element quoted) in the work dir, in its own process group on the device
+        (`harness.transport.groups`); a non-zero exit is returned, not raised. On a timeout or
+        when `cancel` is set, the group is stopped over a fresh channel before the error."""
         if not argv:
             raise ValueError("empty argv")
-        # `; exit $?`: the command is not the shell's last, so the shell does not exec it and a
-        # crash (SIGSEGV) comes back as exit status 128+N instead of an exit-signal paramiko ignores
-        command = (f"cd {shlex.quote(self.workdir)} && "
-                   + " ".join(shlex.quote(str(a)) for a in argv) + "; exit $?")
-        return self._exec(command, timeout if timeout is not None else self.target.command_timeout,
-                          "run")
+        if self.cancel is not None and self.cancel.is_set():
+            raise groups.interrupted_error(self.name)
+        pidfile = groups.new_pidfile()
+        command = (f"cd {shlex.quote(self.workdir)} && exec "
+                   + " ".join(shlex.quote(a) for a in groups.wrapped(argv, pidfile)))
+        return self._exec_group(command, pidfile,
+                                timeout if timeout is not None else self.target.command_timeout)
+
+    def _exec_group(self, command: str, pidfile: str, timeout: float | None) -> CommandResult:
+        """Run a wrapped command on a channel of its own, polling for its end, the deadline, the
+        cancellation and the link; stdin stays open (the device-side watchdog reads it)."""
+        import paramiko
+
+        phase = "run"
+        transport = self._conn.client.get_transport() if self._conn is not None else None
+        if transport is None or not transport.is_active():
+            raise self._lost(phase)
+        try:
+            chan = transport.open_session(timeout=self.target.connect_timeout)
+            chan.exec_command(command)
+        except (paramiko.SSHException, EOFError, OSError) as exc:
+            raise self._lost(phase, exc) from exc
+        out, err = bytearray(), bytearray()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            while True:
+                self._drain(chan, out, err)
+                # paramiko marks a channel closed with the link as "exit status -1"
+                status = chan.recv_exit_status() if chan.exit_status_ready() else -1
+                if status != -1 and (chan.eof_received or chan.closed):
+                    self._drain(chan, out, err)
+                    return CommandResult(status, _text(out), _text(err))
+                if chan.closed or not transport.is_active():
+                    if not self._alive():
+                        raise self._lost(phase)
+                    # the channel closed without an exit status: the wrapper itself was killed
+                    return CommandResult(-1, _text(out), _text(err) + "\n(remote command ended "
+                                         "without an exit status: killed by a signal)")
+                if self.cancel is not None and self.cancel.is_set():
+                    raise self._stop(chan, pidfile, groups.interrupted_error(self.name))
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise self._stop(chan, pidfile, InfraError(
+                        f"{self.name}: command timed out after {timeout:g} s", kind="timeout",
+                        phase=phase, hint=f"raise command_timeout of target {self.name} if it "
+                                          "is just slow"))
+                select.select([chan], [], [], POLL_S)
+        finally:
+            chan.close()
+
+    @staticmethod
+    def _drain(chan, out: bytearray, err: bytearray) -> None:
+        while chan.recv_ready():
+            out += chan.recv(65536)
+        while chan.recv_stderr_ready():
+            err += chan.recv_stderr(65536)
+
+    def _stop(self, chan, pidfile: str, error: InfraError) -> InfraError:
+        """Close the command's channel, stop its process group over a fresh channel and check it
+        is gone; `error`, saying how it went."""
+        started = time.monotonic()
+        chan.close()  # the device-side watchdog sees end of file too
+        try:
+            res = self._exec(f"cd {shlex.quote(self.workdir)} && sh -c "
+                             f"{shlex.quote(groups.KILL_SCRIPT)} sh {shlex.quote(pidfile)} "
+                             f"{groups.GRACE_S}", groups.GRACE_S + 15, "kill")
+            verdict = res.stdout.strip()
+        except InfraError as exc:
+            verdict = f"unknown ({exc})"
+        seconds = time.monotonic() - started
+        if verdict.startswith("gone"):
+            log.info("%s: stopped the command's process group on the device in %.2f s",
+                     self.name, seconds)
+            error.message += f"; its process group on the device was stopped ({seconds:.1f} s)"
+        else:
+            log.error("%s: the command's process group on the device was not stopped: %s",
+                      self.name, verdict)
+            error.message += f"; its process group on the device is NOT stopped: {verdict}"
+        return error
 
     def put(self, local: Path, remote: str) -> None:
         """Copy a local file to `remote` (relative to the work dir); parents are created."""
@@ -376,8 +460,21 @@ class SSHTransport:
                              phase="push") from exc
         except (paramiko.SSHException, EOFError, OSError, socket.timeout) as exc:
             self._sftp = None
-            raise self._lost("push", exc) from exc
+            raise self._write_error(path, size, exc) from exc
         self.bytes_sent += size
+
+    def _write_error(self, path: str, size: int, exc: BaseException) -> InfraError:
+        """Why a put failed: the link, a full disk on the device (SFTP just says "Failure"), or
+        the device refusing the write. A partial file is removed."""
+        if not self._alive():
+            return self._lost("push", exc)
+        self._exec(f"rm -f -- {shlex.quote(path)}", self.target.connect_timeout, "push")
+        full = disk.full_disk_error(self, path, size, str(exc))
+        if full is not None:
+            return full
+        return InfraError(f"{self.name}: cannot write {path} on {self.host}: {exc}",
+                          kind="workdir", phase="push",
+                          hint=f"check `workdir` of target {self.name} and the device's disk")
 
     def get(self, remote: str, local: Path) -> None:
         """Copy `remote` (relative to the work dir) to a local file. A missing file raises
@@ -394,6 +491,31 @@ class SSHTransport:
         except (paramiko.SSHException, EOFError, OSError, socket.timeout) as exc:
             self._sftp = None
             raise self._lost("fetch", exc) from exc
+
+    @property
+    def lock_key(self) -> tuple[str, int, str]:
+        """What identifies this device for the device lock."""
+        return (self.host, self.port, self.workdir)
+
+    def hold_lock(self, path: str, info: str, timeout: float,
+                  cancel: threading.Event | None) -> lock.ChannelHold:
+        """Take the device lock (`harness.transport.lock`): its holder runs on the device, on a
+        connection of its own, so it outlives no controller and no other channel's trouble."""
+        import paramiko
+
+        holder = SSHTransport(self.name, self.target, base_dir=self.base_dir).open()
+        command = (f"cd {shlex.quote(self.workdir)} && exec "
+                   + " ".join(shlex.quote(str(a)) for a in (
+                       self.target.python_exe, "-c", lock.LOCK_SCRIPT, path, info, timeout,
+                       lock.STALE_S)))
+        try:
+            chan = holder._conn.client.get_transport().open_session(
+                timeout=self.target.connect_timeout)
+            chan.exec_command(command)
+        except (paramiko.SSHException, EOFError, OSError) as exc:
+            holder.close()
+            raise holder._lost("lock", exc) from exc
+        return lock.hold_on_channel(self.name, chan, holder.close, timeout, cancel)
 
     def close(self) -> None:
         """Close the SFTP session, the connection and the jump connection (never raises)."""

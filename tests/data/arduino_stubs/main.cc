@@ -2,6 +2,7 @@
 #include <chrono>
 #include <iostream>
 #include "stubs.h"
+#include "tensorflow/lite/micro/micro_mutable_op_resolver.h"
 
 SerialPort Serial;
 int tflite::registered_ops = 0;

@@ -65,18 +65,6 @@ struct Model { uint32_t version() const { return TFLITE_SCHEMA_VERSION; } };
 inline const Model* GetModel(const void*) { static Model m; return &m; }
 inline void InitializeTarget() {}
 
-extern int registered_ops;
-template <unsigned int tOpCount>
-class MicroMutableOpResolver {
- public:
-#define HARNESS_ADD(name) TfLiteStatus name() { return ++registered_ops <= (int)tOpCount ? kTfLiteOk : kTfLiteError; }
-  HARNESS_ADD(AddConcatenation) HARNESS_ADD(AddConv2D) HARNESS_ADD(AddFullyConnected)
-  HARNESS_ADD(AddLogistic) HARNESS_ADD(AddMaxPool2D) HARNESS_ADD(AddMul) HARNESS_ADD(AddReshape)
-  HARNESS_ADD(AddStridedSlice) HARNESS_ADD(AddQuantize) HARNESS_ADD(AddDequantize)
-  HARNESS_ADD(AddAdd) HARNESS_ADD(AddSoftmax) HARNESS_ADD(AddMean) HARNESS_ADD(AddRelu)
-#undef HARNESS_ADD
-};
-
 // Stand-in interpreter: a fixed (1, 99, 1) int8 input and a
 // (1, 1) int8 output whose value is the input sum clamped, so the protocol carries real numbers.
 class MicroInterpreter {
