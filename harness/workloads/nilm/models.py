@@ -150,18 +150,37 @@ def _encoder_block(x, spec: TransformerSpec, index: int):
     return layers.LayerNormalization(epsilon=1e-5, name=f"norm_f{index}")(x + hidden)
 
 
+CENTRE_TOKENS = 3  # the transformer's head also sees its middle encoder outputs, not only their mean
+STEM_FILTERS = 0  # > 0: a full-resolution Conv1D before the strided front end
+
+
+def _centre_tokens(x, count: int):
+    """The middle `count` tokens of an encoder output (batch, tokens, d), flattened."""
+    tokens = x.shape[1]
+    count = min(count, tokens)
+    left = (tokens - count) // 2
+    crop = layers.Cropping1D((left, tokens - left - count), name="centre_tokens")(x)
+    return layers.Flatten(name="centre_tokens_flat")(crop)
+
+
 def build_transformer(window: int, spec: TransformerSpec, batch_size: int | None = None,
                       dense: int = 64, floor: float = 0.0) -> keras.Model:
-    """Strided conv front end, position embedding, encoder blocks, average pooling, dense head
-    (with the window's centre samples)."""
+    """Strided conv front end, position embedding, encoder blocks, then a dense head on the mean
+    of the encoder outputs, its middle tokens and the window's centre samples."""
     inputs = keras.Input(shape=(window, 1), batch_size=batch_size, name="aggregate")
+    x = inputs
+    if STEM_FILTERS:
+        x = layers.Conv1D(STEM_FILTERS, 5, padding="same", activation="relu", name="stem")(x)
     x = layers.Conv1D(spec.d_model, 2 * spec.stride + 1, strides=spec.stride, padding="same",
-                      activation="relu", name="front")(inputs)
+                      activation="relu", name="front")(x)
     x = PositionEmbedding(name="position")(x)
     for index in range(spec.layers):
         x = _encoder_block(x, spec, index)
-    x = layers.GlobalAveragePooling1D(name="pool")(x)
-    return keras.Model(inputs, _head(x, dense, _centre(inputs, window), floor),
+    features = layers.GlobalAveragePooling1D(name="pool")(x)
+    if CENTRE_TOKENS:
+        features = layers.Concatenate(name="pool_centre_tokens")(
+            [features, _centre_tokens(x, CENTRE_TOKENS)])
+    return keras.Model(inputs, _head(features, dense, _centre(inputs, window), floor),
                        name="transformer")
 
 
