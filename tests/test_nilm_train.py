@@ -118,3 +118,23 @@ def test_long_programme_appliances_floor_the_on_power():
     assert "power_floor" not in [layer.name for layer in plain.layers]
     assert isinstance(keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(
         model.get_layer("power_floor"))), type(model.get_layer("power_floor")))
+
+
+def test_transformer_head_sees_the_middle_encoder_tokens():
+    """The transformer's head gets the encoder's middle tokens as they are (a short activation at
+    the window's centre is not averaged away with the other tokens)."""
+    import keras
+
+    from harness.config.suite import TransformerSpec
+    from harness.workloads.nilm.models import CENTRE_TOKENS, build_transformer
+
+    model = build_transformer(63, TransformerSpec(d_model=8, heads=2, layers=1, ff=16, stride=4))
+    encoded = model.get_layer("norm_f0").output
+    probe = keras.Model(model.input, [encoded, model.get_layer("centre_tokens").output])
+    x = np.random.default_rng(0).standard_normal((2, 63, 1)).astype(np.float32)
+    tokens, middle = (t.numpy() if hasattr(t, "numpy") else t for t in probe(x))
+    assert tokens.shape == (2, 16, 8) and middle.shape == (2, CENTRE_TOKENS, 8)
+    left = (16 - CENTRE_TOKENS) // 2
+    np.testing.assert_array_equal(middle, tokens[:, left:left + CENTRE_TOKENS])
+    # the head's input: mean token + middle tokens + the window's 33 centre samples
+    assert model.get_layer("head").kernel.shape[0] == 8 + CENTRE_TOKENS * 8 + 33
