@@ -209,7 +209,8 @@ def measurement_protocol(suite: Mapping[str, Any] | None) -> dict[str, Any] | No
     accuracy = None
     if measurements.get("accuracy"):
         accuracy = {"dataset": workload.get("dataset"),
-                    "max_eval_windows": (workload.get("training") or {}).get("max_eval_windows")}
+                    "max_eval_windows": (workload.get("training") or {}).get("max_eval_windows"),
+                    "evaluation": workload.get("evaluation")}
     return {
         "latency": {k: v for k, v in latency.items() if k != "threads"} if latency else None,
         "profile": {k: v for k, v in profile.items() if k != "models"} if profile else None,

@@ -64,6 +64,7 @@ class ErrorKind(StrEnum):
     MISSING_INTERMEDIATE = "missing_intermediate", _MODEL
     BOARD_ARENA = "board_arena", _MODEL
     BOARD_INVOKE = "board_invoke", _MODEL
+    EVAL_TOO_LONG = "eval_too_long", _MODEL
     # something the user can fix (exit 2)
     USER_ERROR = "user_error", _USER
     # the infrastructure or a tool failed (exit 3)

@@ -6,7 +6,8 @@
 
 Paths in the job are relative to its work dir (`base`, default: the job file's grandparent).
 Steps, whatever the backend: environment, runtime import, first model + one invoke, memory, the
-other thread counts, outputs, latency, loop rate, op-split profile; any failure becomes an error
+other thread counts, outputs (one per input window, or a window slid over a series), latency,
+loop rate, op-split profile; any failure becomes an error
 document {kind, message}, never a traceback on stdout. The result is written atomically (a temp
 file in the same directory, then os.replace): a killed runner leaves the previous result (or none),
 never half a document. SIGTERM/SIGINT stop the job without writing a result; the exit code is then
@@ -27,7 +28,8 @@ from typing import IO, Any, Callable, Dict, List, Optional
 
 from backends import Backend, open_backend
 from environment import environment
-from measure import loop_rate, measure_latency, peak_rss_kb, run_outputs
+from measure import (loop_rate, measure_latency, peak_rss_kb, run_outputs,
+                     run_series_outputs)
 from runner_error import RunnerError
 
 SCHEMA_VERSION = 1
@@ -117,9 +119,15 @@ def run_job(job: dict, base: Path, backend_kind: Optional[str] = None) -> Dict[s
     if measure.get("outputs"):
         _say(job, "outputs")
         out_rel = f"results/{job['job_id']}.outputs.npy"
-        outputs = run_outputs(first, base / measure["outputs"]["inputs"])
-        write_atomically(base / out_rel, lambda f: np.save(f, outputs), binary=True)
-        result["outputs"] = out_rel
+        spec = measure["outputs"]
+        if spec.get("series"):
+            outputs, result["series_outputs"] = run_series_outputs(
+                first, base / spec["series"], int(spec["window"]), spec.get("max_seconds"))
+        else:
+            outputs = run_outputs(first, base / spec["inputs"])
+        if outputs is not None:
+            write_atomically(base / out_rel, lambda f: np.save(f, outputs), binary=True)
+            result["outputs"] = out_rel
     if latency:
         _say(job, f"latency, threads {[m.threads for m in models]}")
         result["latency"] = measure_latency(models, latency, stretch)

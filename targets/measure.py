@@ -11,7 +11,7 @@ import random
 import resource
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from environment import read_text
 
@@ -91,6 +91,58 @@ def run_outputs(model: Any, inputs_path: Path) -> Any:
         model.invoke()
         out[i] = model.output_value()[0]
     return out
+
+
+def window_starts(series: Any, window: int) -> Any:
+    """Start of every `window`-sample stretch of `series` without a NaN (NaN separates spans)."""
+    import numpy as np
+
+    bad = np.concatenate(([0], np.cumsum(np.isnan(series))))
+    starts = np.arange(max(0, len(series) - window + 1))
+    return starts[bad[starts + window] - bad[starts] == 0]
+
+
+def run_series_outputs(model: Any, series_path: Path, window: int,
+                       max_seconds: Optional[float] = None,
+                       probe_seconds: float = 0.5) -> Tuple[Any, Dict[str, Any]]:
+    """Slide a `window`-sample window over a 1-D .npy series, one prediction per start.
+
+    NaN samples separate spans (one per house): no window crosses one. The first predictions
+    (up to `probe_seconds`, at least one) time the loop; when the whole series would take longer
+    than `max_seconds`, the rest is not run. Returns (outputs or None, stats): stats has
+    predictions, seconds, predictions_per_second, estimated_seconds and `refused` (a message,
+    or None when every prediction ran).
+    """
+    import numpy as np
+
+    series = np.load(str(series_path)).astype(np.float32).reshape(-1)
+    starts = window_starts(series, window)
+    out = np.empty((len(starts),) + tuple(model.output["shape"][1:]), dtype=np.float32)
+    stats = {"predictions": len(starts), "window": window, "threads": model.threads,
+             "seconds": 0.0, "predictions_per_second": None, "estimated_seconds": None,
+             "max_seconds": max_seconds, "refused": None}  # type: Dict[str, Any]
+    started = time.perf_counter()
+    for i, start in enumerate(starts):
+        model.set_input(series[start:start + window])
+        model.invoke()
+        out[i] = model.output_value()[0]
+        if stats["estimated_seconds"] is None:
+            elapsed = time.perf_counter() - started
+            if elapsed >= probe_seconds or i + 1 == len(starts):
+                stats["estimated_seconds"] = round(elapsed / (i + 1) * len(starts), 3)
+                if max_seconds is not None and stats["estimated_seconds"] > max_seconds:
+                    stats["refused"] = (
+                        "{} predictions at {:.1f}/s would take ~{:.0f} s, over the limit of "
+                        "{:g} s: shorten the span (evaluation.days) or raise "
+                        "evaluation.max_seconds".format(len(starts), (i + 1) / elapsed,
+                                                        stats["estimated_seconds"], max_seconds))
+                    stats["seconds"] = round(elapsed, 6)
+                    stats["predictions_per_second"] = round((i + 1) / elapsed, 3)
+                    return None, stats
+    elapsed = time.perf_counter() - started
+    stats["seconds"] = round(elapsed, 6)
+    stats["predictions_per_second"] = round(len(starts) / elapsed, 3) if elapsed > 0 else None
+    return out, stats
 
 
 def loop_rate(model: Any, spec: dict, seed: int = 0) -> Dict[str, Any]:

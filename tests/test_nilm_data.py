@@ -70,3 +70,24 @@ def test_loader_errors_name_the_problem(tmp_path):
         load_house(tmp_path, 1, "kettle")                         # REFIT house 1 has no kettle
     with pytest.raises(UserError, match="no such REFIT file"):
         load_house(tmp_path, 2, "kettle")
+
+
+@pytest.mark.parametrize("appliance", ["dishwasher", "washing_machine"])
+def test_synthetic_programmes_are_long_frequent_and_have_motor_phases(appliance):
+    """Heating blocks plus pump/motor phases, each programme over the 1800-s minimum on-time,
+    several programmes a week (the seeded generator, read through the status rules)."""
+    from harness.workloads.nilm import synthetic
+    from harness.workloads.nilm.metrics import _runs, on_off_status
+
+    n = 14 * synthetic.PER_DAY
+    power = getattr(synthetic, appliance)(np.random.default_rng(3), n, 2000.0)
+    np.testing.assert_array_equal(
+        power, getattr(synthetic, appliance)(np.random.default_rng(3), n, 2000.0))   # seeded
+    starts, ends = _runs(on_off_status(power, appliance))
+    assert len(starts) >= 2 * 5                                  # ≥ 5 programmes a week
+    assert ((ends - starts) * 8 >= 1800).all()                   # over the minimum on-time
+    for start, end in zip(starts, ends):
+        cycle = power[start:end]
+        assert (cycle > 1500).sum() * 8 >= 8 * 60                 # a heating block
+        motor = (cycle > 50) & (cycle < 1000)
+        assert motor.sum() * 8 >= 20 * 60                         # pump / motor / spin phases

@@ -90,8 +90,108 @@ def test_scorer_turns_scaled_outputs_into_metric_rows():
     from harness.workloads.nilm.workload import NilmScorer
 
     max_w = params("kettle").max_power_w
-    scores = NilmScorer("kettle", max_w, 8.0).score((KETTLE_PRED / max_w)[:, None], KETTLE_TRUE)
+    scorer = NilmScorer("kettle", max_w, (len(KETTLE_TRUE),))
+    scores = scorer.score((KETTLE_PRED / max_w)[:, None], KETTLE_TRUE)
     expected = nilm_metrics(KETTLE_PRED, KETTLE_TRUE, "kettle", 8.0)
     assert {s.metric: s.value for s in scores} == pytest.approx(expected, nan_ok=True)
     assert {s.metric: s.unit for s in scores} == metric_units()
     assert all(s.key == "kettle" and s.n == len(KETTLE_TRUE) for s in scores)
+
+
+# --------------------------------------------------------------------------- contiguous series
+# One prediction per 8-s sample, as the device produces them by sliding the window. Dishwasher:
+# ≥ 10 W, min on 1800 s = 225 samples, min off 1800 s = 225 samples.
+
+def _dishwasher(length: int, runs: list[tuple[int, int]], watts: float = 100.0) -> np.ndarray:
+    series = np.zeros(length)
+    for start, end in runs:
+        series[start:end] = watts
+    return series
+
+
+def test_minimum_on_time_is_counted_across_consecutive_windows():
+    # each prediction comes from its own window; only the contiguous predictions together make
+    # a run as long as the minimum on-time (225 samples): exactly 225 counts, 224 is dropped
+    kept = _dishwasher(1000, [(100, 325)])
+    dropped = _dishwasher(1000, [(100, 324)])
+    assert on_off_status(kept, "dishwasher").sum() == 225
+    assert not on_off_status(dropped, "dishwasher").any()
+    m = nilm_metrics(kept, kept, "dishwasher")
+    assert m["f1"] == 1.0 and m["mcc"] == pytest.approx(1.0)
+    assert nilm_metrics(dropped, kept, "dishwasher")["f1"] == 0.0
+
+
+def test_run_at_the_end_of_the_span_counts():
+    # the run is still going at the span's last prediction: it is a run like any other
+    truth = _dishwasher(1000, [(700, 1000)])
+    assert on_off_status(truth, "dishwasher")[700:].all()
+    pred = _dishwasher(1000, [(750, 1000)])
+    m = nilm_metrics(pred, truth, "dishwasher")
+    assert m["f1"] == pytest.approx(2 * 250 / (2 * 250 + 50))
+    # one shorter than the minimum on-time at the end is dropped
+    assert not on_off_status(_dishwasher(1000, [(800, 1000)]), "dishwasher").any()
+
+
+def test_runs_are_not_joined_across_houses():
+    # house A ends with 150 on-samples, house B starts with 150: joined they would make one
+    # 300-sample run (≥ 225); per house each is shorter than the minimum and is dropped
+    a, b = _dishwasher(500, [(350, 500)]), _dishwasher(500, [(0, 150)])
+    both = np.concatenate([a, b])
+    assert on_off_status(both, "dishwasher").sum() == 300                 # as one series
+    from harness.workloads.nilm.metrics import segmented_status
+
+    assert not segmented_status(both, "dishwasher", [500, 500]).any()
+    m = nilm_metrics(both, both, "dishwasher", segments=[500, 500])
+    assert math.isnan(m["f1"]) and m["acc"] == 1.0
+
+
+def test_off_gaps_are_not_bridged_across_houses():
+    # microwave: min off 30 s = 4 samples; a 2-sample gap is bridged inside a house only
+    a = np.array([0, 0, 1000, 1000, 1000, 0], dtype=float)
+    b = np.array([0, 1000, 1000, 1000, 0, 0], dtype=float)
+    from harness.workloads.nilm.metrics import segmented_status
+
+    joined = on_off_status(np.concatenate([a, b]), "microwave")
+    apart = segmented_status(np.concatenate([a, b]), "microwave", [6, 6])
+    assert joined[5] and joined[6]                  # the gap across the boundary was filled
+    assert not apart[5] and not apart[6]
+
+
+def test_segments_must_add_up():
+    from harness.workloads.nilm.metrics import segmented_status
+
+    with pytest.raises(ValueError, match="do not add up"):
+        segmented_status(np.zeros(10), "kettle", [4, 5])
+
+
+def test_scorer_keeps_houses_apart_and_reports_the_span():
+    from harness.workloads.nilm.appliances import params
+    from harness.workloads.nilm.workload import NilmScorer
+
+    max_w = params("dishwasher").max_power_w
+    a, b = _dishwasher(500, [(350, 500)]), _dishwasher(500, [(0, 150)])
+    truth = np.concatenate([a, b])
+    pred = np.concatenate([a, _dishwasher(500, [(0, 300)])])   # house B: a 300-sample false run
+    scorer = NilmScorer("dishwasher", max_w, (500, 500), (6, 9), 10800)
+    scores = scorer.score((pred / max_w)[:, None], truth)
+    values = {(s.metric, s.key): s.value for s in scores}
+    assert values[("f1", "dishwasher")] == 0.0                 # nothing true on, 300 false on
+    assert values[("acc", "dishwasher")] == pytest.approx(700 / 1000)
+    assert values[("span_days", "dishwasher/house6")] == pytest.approx(500 * 8 / 86400)
+    assert values[("span_days", "dishwasher/house9")] == pytest.approx(500 * 8 / 86400)
+
+
+def test_scorer_labels_accuracy_with_the_epochs_trained(tmp_path):
+    import json
+
+    from harness.workloads.nilm.workload import NilmScorer
+
+    record = tmp_path / "training.json"
+    record.write_text(json.dumps({"epochs_run": 3, "epochs_max": 16, "best_epoch": 2,
+                                  "train_windows": 2000}))
+    scorer = NilmScorer("kettle", 3100.0, (len(KETTLE_TRUE),), (6,), 8, record)
+    scores = {s.metric: s for s in scorer.score((KETTLE_PRED / 3100.0)[:, None], KETTLE_TRUE)}
+    assert scores["train_epochs"].value == 3 and scores["train_epochs"].n == 2000
+    missing = NilmScorer("kettle", 3100.0, (len(KETTLE_TRUE),), (6,), 8, tmp_path / "none.json")
+    assert "train_epochs" not in {s.metric for s in missing.score(KETTLE_PRED[:, None] / 3100.0,
+                                                                  KETTLE_TRUE)}

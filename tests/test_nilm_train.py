@@ -21,6 +21,7 @@ def tiny(tmp_path_factory):
         dataset={"houses": {"train": [1], "val": [2], "test": [3]}, "days": 1},
         training={"epochs": 1, "batch_size": 64, "max_train_windows": 300,
                   "max_eval_windows": 100, "calibration_windows": 16},
+        evaluation={"days": 0.1},
         cnn={"filters": [4, 8], "kernel_size": 3, "dense": 8},
         transformer={"d_model": 8, "heads": 2, "layers": 1, "ff": 16, "stride": 2})
     return workload, prepare(workload, "kettle", tmp_path_factory.mktemp("nilm"))
@@ -38,13 +39,13 @@ def test_tiny_training_run(tiny, arch):
                   progress=lambda epoch, total, logs: seen.append((epoch, total, logs)))
     assert [(e, n) for e, n, _ in seen] == [(1, 1)]
     assert np.isfinite(seen[0][2]["loss"]) and np.isfinite(seen[0][2]["val_loss"])
-    assert model.predict(data.test.x[:5], verbose=0).shape == (5, 2)
+    assert model.predict(data.val.x[:5], verbose=0).shape == (5, 2)
     exported = export_model(model, workload.window)
     assert tuple(exported.input_shape) == (1, 31, 1) and tuple(exported.output_shape) == (1, 1)
-    np.testing.assert_allclose(exported(data.test.x[:1]).numpy()[0, 0],
-                               model(data.test.x[:1]).numpy()[0, 0], rtol=1e-5, atol=1e-6)
-    watts = predict_power_w(model, data.test.x, "kettle")
-    assert watts.shape == (len(data.test.x),) and watts.min() >= 0
+    np.testing.assert_allclose(exported(data.val.x[:1]).numpy()[0, 0],
+                               model(data.val.x[:1]).numpy()[0, 0], rtol=1e-5, atol=1e-6)
+    watts = predict_power_w(model, data.val.x, "kettle")
+    assert watts.shape == (len(data.val.x),) and watts.min() >= 0
 
 
 def test_rmse_scale_matches_fixture_arithmetic():
@@ -89,6 +90,51 @@ def test_quantization_debugger_on_trained_model(tiny):
     interpreter = Interpreter(model_content=model)
     interpreter.allocate_tensors()
     assert interpreter.get_input_details()[0]["shape"].tolist() == [1, 31, 1]
-    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], data.test.x[:1])
+    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], data.val.x[:1])
     interpreter.invoke()
     assert interpreter.get_tensor(interpreter.get_output_details()[0]["index"]).shape == (1, 1)
+
+
+def test_long_programme_appliances_floor_the_on_power():
+    """Dishwasher / washing machine: wherever the status head says on (P ≥ 0.8) the output is
+    over the 10-W threshold, however low the regressed power; other appliances have no floor."""
+    import keras
+
+    from harness.workloads.nilm.appliances import params
+    from harness.workloads.nilm.models import build_model, on_power_floor
+
+    assert on_power_floor("kettle") == on_power_floor("microwave") == on_power_floor(None) == 0.0
+    p = params("washing_machine")
+    assert on_power_floor("washing_machine") == pytest.approx(1.25 * 10 / 2500)
+    workload = NilmWorkload(appliances=["washing_machine"], window=31,
+                            cnn={"filters": [4], "kernel_size": 3, "dense": 8})
+    model = build_model("cnn", workload, appliance="washing_machine")
+    model.get_layer("power").set_weights([np.zeros((8, 1)), np.zeros(1)])        # regresses 0
+    model.get_layer("status").set_weights([np.zeros((8, 1)), np.full(1, np.log(4.0))])  # P = 0.8
+    out = model(np.zeros((1, 31, 1), np.float32)).numpy()[0, 0] * p.max_power_w
+    assert out == pytest.approx(10.0, rel=1e-4)
+    plain = build_model("cnn", workload.model_copy(update={"appliances": ["kettle"]}),
+                        appliance="kettle")
+    assert "power_floor" not in [layer.name for layer in plain.layers]
+    assert isinstance(keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(
+        model.get_layer("power_floor"))), type(model.get_layer("power_floor")))
+
+
+def test_transformer_head_sees_the_middle_encoder_tokens():
+    """The transformer's head gets the encoder's middle tokens as they are (a short activation at
+    the window's centre is not averaged away with the other tokens)."""
+    import keras
+
+    from harness.config.suite import TransformerSpec
+    from harness.workloads.nilm.models import CENTRE_TOKENS, build_transformer
+
+    model = build_transformer(63, TransformerSpec(d_model=8, heads=2, layers=1, ff=16, stride=4))
+    encoded = model.get_layer("norm_f0").output
+    probe = keras.Model(model.input, [encoded, model.get_layer("centre_tokens").output])
+    x = np.random.default_rng(0).standard_normal((2, 63, 1)).astype(np.float32)
+    tokens, middle = (t.numpy() if hasattr(t, "numpy") else t for t in probe(x))
+    assert tokens.shape == (2, 16, 8) and middle.shape == (2, CENTRE_TOKENS, 8)
+    left = (16 - CENTRE_TOKENS) // 2
+    np.testing.assert_array_equal(middle, tokens[:, left:left + CENTRE_TOKENS])
+    # the head's input: mean token + middle tokens + the window's 33 centre samples
+    assert model.get_layer("head").kernel.shape[0] == 8 + CENTRE_TOKENS * 8 + 33

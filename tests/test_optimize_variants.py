@@ -122,24 +122,27 @@ def test_pruning_callback_holds_the_sparsity_it_claims(schedule):
 
 # --------------------------------------------------------------------------- the twin
 
-@pytest.mark.parametrize("separable", [False, True])
-def test_twin_computes_what_the_export_model_computes(separable):
+@pytest.mark.parametrize("separable, appliance", [(False, "kettle"), (True, "kettle"),
+                                                  (False, "dishwasher")])   # with a power floor
+def test_twin_computes_what_the_export_model_computes(separable, appliance):
     import keras
 
     from harness.artifacts.keras_weights import named_weights, set_named_weights
     from harness.config.suite import NilmWorkload
-    from harness.workloads.nilm.models import build_model, export_model
+    from harness.workloads.nilm.models import (CENTRE_HALF, build_model, export_model,
+                                               on_power_floor)
     from harness.workloads.nilm.twin import build_cnn_twin
 
     workload = NilmWorkload(**{**TINY_WORKLOAD, "cnn": {**TINY_WORKLOAD["cnn"],
                                                         "separable": separable}})
     keras.utils.set_random_seed(1)
-    exported = export_model(build_model("cnn", workload), workload.window)
+    exported = export_model(build_model("cnn", workload, appliance=appliance), workload.window)
     x = np.random.default_rng(1).standard_normal((3, workload.window, 1)).astype(np.float32)
     expected = np.concatenate([exported(x[i:i + 1]).numpy() for i in range(3)])
     kwargs = dict(window=workload.window, filters=workload.cnn.filters,
                   kernel_size=workload.cnn.kernel_size, dense=workload.cnn.dense,
-                  separable=separable)
+                  separable=separable, floor=on_power_floor(appliance), centre_half=CENTRE_HALF)
+    assert (on_power_floor(appliance) > 0) == (appliance == "dishwasher")
     for conv2d in (False, True):
         twin = build_cnn_twin(keras, None, conv2d=conv2d, **kwargs)
         set_named_weights(twin, named_weights(exported))

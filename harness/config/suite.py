@@ -49,8 +49,7 @@ class Training(Strict):
     learning_rate: float = Field(1e-3, gt=0)
     patience: int = Field(4, ge=1)
     max_train_windows: int = Field(8000, ge=100)
-    max_eval_windows: int = Field(5400, ge=10,
-                                  description="test windows, spread evenly over the test houses")
+    max_eval_windows: int = Field(5400, ge=10, description="validation windows")
     window_stride: int = Field(1, ge=1)
     on_fraction: float = Field(0.3, ge=0, le=1,
                                description="share of training windows with the appliance on")
@@ -58,19 +57,56 @@ class Training(Strict):
     seed: int = 0
 
 
+class Evaluation(Strict):
+    """Contiguous evaluation: one gap-free span per held-out house, a prediction at every sample."""
+
+    days: float = Field(3.0, gt=0, description="span per test house in days (10,800 predictions "
+                                               "a day at 8 s per sample)")
+    offset_days: float = Field(0.0, ge=0, description="the span starts this long after the start "
+                                                      "of the house's recording")
+    max_seconds: float = Field(300.0, gt=0,
+                               description="the device refuses (up front, from a quick timing) "
+                                           "a model whose span would take longer than this")
+
+
+def _preset_alone(spec: Strict, preset: str | None) -> None:
+    """A preset fixes the architecture: the size fields must not be given with it."""
+    given = spec.model_fields_set - {"preset"}
+    if preset is not None and given:
+        raise ValueError(f"preset {preset!r} fixes the architecture; drop {sorted(given)}")
+
+
 class CnnSpec(Strict):
+    """The seq2point CNN: the small default, or `preset: seq2point-reference` (the NILM reference
+    project's `cnn()`, ~10.6 M parameters; see harness/workloads/nilm/reference_models.py)."""
+
+    preset: Literal["seq2point-reference"] | None = None
     filters: list[int] = Field(default_factory=lambda: [16, 16, 32, 32], min_length=1)
     kernel_size: int = Field(5, ge=1)
     dense: int = Field(64, ge=1)
     separable: bool = Field(False, description="SeparableConv1D instead of Conv1D")
 
+    @model_validator(mode="after")
+    def _preset(self) -> "CnnSpec":
+        _preset_alone(self, self.preset)
+        return self
+
 
 class TransformerSpec(Strict):
+    """The seq2point transformer: the small default, or `preset: nilm-transformer-reference` (the
+    NILM reference project's transformer, d_model 256, ~1.6 M parameters)."""
+
+    preset: Literal["nilm-transformer-reference"] | None = None
     d_model: int = Field(32, ge=4)
     heads: int = Field(2, ge=1)
     layers: int = Field(2, ge=1)
     ff: int = Field(64, ge=4)
     stride: int = Field(8, ge=1, description="conv front end downsampling")
+
+    @model_validator(mode="after")
+    def _preset(self) -> "TransformerSpec":
+        _preset_alone(self, self.preset)
+        return self
 
 
 class ModelFile(Strict):
@@ -96,6 +132,7 @@ class NilmWorkload(Strict):
     window: int = Field(599, ge=3)
     dataset: Dataset = Dataset()
     training: Training = Training()
+    evaluation: Evaluation = Evaluation()
     cnn: CnnSpec = CnnSpec()
     transformer: TransformerSpec = TransformerSpec()
 

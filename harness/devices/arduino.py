@@ -175,8 +175,8 @@ def _model_for(artifact: Artifact, cache: Path) -> Path:
 def _input_window(artifact: Artifact) -> np.ndarray | None:
     if artifact.eval is None or not Path(artifact.eval.inputs).is_file():
         return None
-    windows = np.load(artifact.eval.inputs, mmap_mode="r")
-    return np.asarray(windows[len(windows) // 2], dtype=np.float32) if len(windows) else None
+    return artifact.eval.middle_input() if np.load(artifact.eval.inputs, mmap_mode="r").size \
+        else None
 
 
 def fit_check(target: Target, name: str, artifact: Artifact) -> tuple[list[dict], str | None]:

@@ -99,6 +99,9 @@ def run_runner(ctx: TargetContext, job: "Job", artifact: Artifact,
         inputs_remote = ctx.push(artifact.eval.inputs, artifact.eval.inputs_sha256, "npy")
     document = runner_document(ctx, job, model_remote, inputs_remote,
                                dict(extra or {}, attempt=new_attempt()))
+    if inputs_remote and artifact.eval is not None and artifact.eval.window is not None:
+        document["measure"]["outputs"] = {"series": inputs_remote, "window": artifact.eval.window,
+                                          "max_seconds": artifact.eval.max_seconds}
     local_job = ctx.local_dir / "jobs" / f"{job.job_id}.json"
     local_job.parent.mkdir(parents=True, exist_ok=True)
     local_job.write_text(json.dumps(document, indent=1))
@@ -206,6 +209,7 @@ def _run(ctx: TargetContext, job: "Job", artifact: Artifact,
                                            cache=ctx.cache)
     if outputs is not None and artifact.eval is not None:
         rows += _accuracy_rows(outputs, artifact, fields)
+    rows += series_output_rows(result, fields)
     if tflite and result.get("profile"):
         rows += profile_rows.op_split_rows(result["profile"], fields)
     rows += loop_rate_rows(result, fields)
@@ -218,6 +222,22 @@ def _accuracy_rows(outputs: Path, artifact: Artifact, fields: dict[str, Any]) ->
     except (ValueError, OSError) as exc:
         return [failure_row(measurement="accuracy", error_kind="accuracy_failed",
                             message=str(exc), **fields)]
+
+
+def series_output_rows(result: dict, fields: dict[str, Any]) -> Rows:
+    """Speed of the sliding-window evaluation, or the row saying why it was refused."""
+    stats = result.get("series_outputs")
+    if not stats:
+        return []
+    common = dict(fields, measurement="accuracy", method="sliding_window",
+                  threads=stats.get("threads"))
+    if stats.get("refused"):
+        return [make_row(**common, metric="status", status="skipped", error_kind="eval_too_long",
+                         message=stats["refused"], n=stats.get("predictions"))]
+    return [make_row(**common, metric="predictions_per_s", value=stats["predictions_per_second"],
+                     unit="1/s", n=stats["predictions"]),
+            make_row(**common, metric="eval_s", value=stats["seconds"], unit="s",
+                     n=stats["predictions"])]
 
 
 def loop_rate_rows(result: dict, fields: dict[str, Any]) -> Rows:

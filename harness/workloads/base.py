@@ -85,9 +85,22 @@ class EvalData:
     inputs_sha256: str
     truth: Path           # .npy, the ground truth of each input, in the same order
     scorer: Scorer
+    # set: `inputs` is one 1-D series instead (NaN between spans); the device slides a window of
+    # this many samples over it, one output per NaN-free start, and refuses a slide it estimates
+    # longer than `max_seconds`
+    window: int | None = None
+    max_seconds: float | None = None
 
     def score(self, outputs: np.ndarray) -> list[Score]:
         return self.scorer.score(outputs, np.load(self.truth))
+
+    def middle_input(self) -> np.ndarray:
+        """One model input (float32) from the middle of the evaluation inputs."""
+        data = np.load(self.inputs, mmap_mode="r")
+        if self.window is None:
+            return np.asarray(data[len(data) // 2], dtype=np.float32)
+        start = max(0, (len(data) - self.window) // 2)
+        return np.nan_to_num(np.asarray(data[start:start + self.window], dtype=np.float32))
 
 
 class Workload(Protocol):

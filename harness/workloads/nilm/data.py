@@ -34,17 +34,30 @@ def house_file(folder: Path, house: int) -> Path:
     return Path(folder) / f"CLEAN_House{house}.csv"
 
 
-def _channels(rng: np.random.Generator, n: int) -> dict[int, np.ndarray]:
+LOADS = ("fridge", "washing_machine", "dishwasher", "kettle", "microwave", "other", "unmetered",
+         "noise")
+
+
+def _streams(seed: int, house: int) -> dict[str, np.random.Generator]:
+    """One random stream per load of a house: changing one load's model leaves the others as
+    they were (stream i = default_rng([seed, house, i]))."""
+    return {name: np.random.default_rng([seed, house, i]) for i, name in enumerate(LOADS)}
+
+
+def _channels(rng: dict[str, np.random.Generator], n: int) -> dict[int, np.ndarray]:
     """Appliance1..9 power series of one synthetic house, laid out per `SYNTHETIC_CHANNELS`."""
+    def rating(name: str, lo: float, hi: float) -> tuple[np.random.Generator, int, float]:
+        return rng[name], n, float(rng[name].uniform(lo, hi))
+
     loads = {
-        "fridge": synthetic.fridge(rng, n, rng.uniform(80, 140)),
-        "washing_machine": synthetic.washing_machine(rng, n, rng.uniform(1800, 2200)),
-        "dishwasher": synthetic.dishwasher(rng, n, rng.uniform(1800, 2200)),
-        "kettle": synthetic.kettle(rng, n, rng.uniform(2200, 2900)),
-        "microwave": synthetic.microwave(rng, n, rng.uniform(1000, 1450)),
+        "fridge": synthetic.fridge(*rating("fridge", 80, 140)),
+        "washing_machine": synthetic.washing_machine(*rating("washing_machine", 1800, 2200)),
+        "dishwasher": synthetic.dishwasher(*rating("dishwasher", 1800, 2200)),
+        "kettle": synthetic.kettle(*rating("kettle", 2200, 2900)),
+        "microwave": synthetic.microwave(*rating("microwave", 1000, 1450)),
     }
     channels = {SYNTHETIC_CHANNELS[name]: series for name, series in loads.items()}
-    for number, series in enumerate(synthetic.other_loads(rng, n).values(), start=6):
+    for number, series in enumerate(synthetic.other_loads(rng["other"], n).values(), start=6):
         channels[number] = series
     return channels
 
@@ -52,13 +65,17 @@ def _channels(rng: np.random.Generator, n: int) -> dict[int, np.ndarray]:
 def generate_house(folder: Path, house: int, days: float, seed: int) -> Path:
     """Write a synthetic `CLEAN_House{house}.csv` (REFIT format) and return its path.
 
+    Seeded: the same (seed, house, days) always writes the same file; each load draws from its
+    own stream (`_streams`).
     Besides the loads, the file holds a 30-min stretch flagged Issues = 1 (aggregate glitch) in the
     first half, a 3-hour recording gap in the second half and ~0.2 % single missing rows.
     """
-    rng = np.random.default_rng([seed, house])
+    streams = _streams(seed, house)
     n = int(days * synthetic.PER_DAY)
-    channels = _channels(rng, n)
-    aggregate = sum(channels.values()) + synthetic.unmetered(rng, n) + rng.normal(0, 8, n)
+    channels = _channels(streams, n)
+    rng = streams["noise"]
+    aggregate = (sum(channels.values()) + synthetic.unmetered(streams["unmetered"], n)
+                 + rng.normal(0, 8, n))
     issues = np.zeros(n, dtype=np.int64)
     half = n // 2
     glitch = int(rng.integers(0, max(1, half - synthetic.minutes(30))))

@@ -71,9 +71,28 @@ def _mcc(tp: int, tn: int, fp: int, fn: int) -> float:
     return (tp * tn - fp * fn) / denominator if denominator > 0 else math.nan
 
 
+def segmented_status(power_w: np.ndarray, appliance: str, segments: list[int] | None = None,
+                     sample_seconds: float = SAMPLE_SECONDS) -> np.ndarray:
+    """`on_off_status` of each contiguous segment on its own (a run never joins two segments,
+    e.g. two houses), concatenated; `segments` = their lengths (default: one segment)."""
+    power = np.asarray(power_w, dtype=np.float64).ravel()
+    lengths = [power.size] if segments is None else [int(n) for n in segments]
+    if sum(lengths) != power.size or min(lengths, default=0) < 0:
+        raise ValueError(f"segments {lengths} do not add up to the {power.size} samples")
+    edges = np.cumsum([0, *lengths])
+    parts = [on_off_status(power[a:b], appliance, sample_seconds)
+             for a, b in zip(edges[:-1], edges[1:])]
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=bool)
+
+
 def nilm_metrics(pred_w: np.ndarray, true_w: np.ndarray, appliance: str,
-                 sample_seconds: float = SAMPLE_SECONDS) -> dict[str, float]:
-    """MAE, SAE, NDE, EpD, EpD_e, ACC, F1 and MCC of a predicted appliance power series."""
+                 sample_seconds: float = SAMPLE_SECONDS,
+                 segments: list[int] | None = None) -> dict[str, float]:
+    """MAE, SAE, NDE, EpD, EpD_e, ACC, F1 and MCC of a predicted appliance power series.
+
+    `segments`: lengths of the contiguous spans the series is made of (one per house, in order);
+    the status rules run on each span alone. Default: the whole series is one span.
+    """
     pred = np.clip(np.asarray(pred_w, dtype=np.float64).ravel(), 0.0, None)
     true = np.asarray(true_w, dtype=np.float64).ravel()
     if pred.shape != true.shape or pred.size == 0:
@@ -81,8 +100,8 @@ def nilm_metrics(pred_w: np.ndarray, true_w: np.ndarray, appliance: str,
     days = pred.size * sample_seconds / 86400.0
     epd_pred = pred.sum() * sample_seconds / 3600.0 / days
     epd_true = true.sum() * sample_seconds / 3600.0 / days
-    on_pred = on_off_status(pred, appliance, sample_seconds)
-    on_true = on_off_status(true, appliance, sample_seconds)
+    on_pred = segmented_status(pred, appliance, segments, sample_seconds)
+    on_true = segmented_status(true, appliance, segments, sample_seconds)
     tp = int(np.sum(on_pred & on_true))
     tn = int(np.sum(~on_pred & ~on_true))
     fp = int(np.sum(on_pred & ~on_true))

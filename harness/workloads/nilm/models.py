@@ -2,7 +2,8 @@
 
 Training models take (batch, window, 1) standardised aggregate windows and output (batch, 2):
 column 0 = appliance power scaled to [0, 1] (`POWER`, gated by the status probability),
-column 1 = on/off status logit (`STATUS`).
+column 1 = on/off status logit (`STATUS`). The reference presets (`reference_models`) output
+only column 0, like the NILM reference project's models.
 `export_model` wraps a trained model into the artifact model: fixed input (1, window, 1), one
 output (1, 1) = scaled power (× max power = W). The transformer uses only static shapes, dense
 layers, batched matmuls and softmax (no control flow), so XNNPACK can take the whole graph.
@@ -64,21 +65,73 @@ class SelfAttention(layers.Layer):
         return {**super().get_config(), "d_model": self.d_model, "heads": self.heads}
 
 
-def _head(features, dense: int):
+@keras.saving.register_keras_serializable(package="harness_nilm")
+class Floor(layers.Layer):
+    """max(x, floor): a lower bound on the regressed power (see `on_power_floor`)."""
+
+    def __init__(self, floor: float, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.floor = floor
+
+    def call(self, inputs):
+        return ops.maximum(inputs, self.floor)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "floor": self.floor}
+
+
+def on_power_floor(appliance: str | None) -> float:
+    """Scaled lower bound of the power an on-status stands for: 1.25 × the on-threshold for the
+    appliances whose runs must last 30 min (dishwasher, washing machine), else 0.
+
+    Their programmes have long low-power phases (pump, tumbling) a few W above the 10-W
+    threshold; a regression that undershoots there by a few W breaks the run into pieces shorter
+    than the minimum on-time, all dropped. With the floor, power = P(on) × max(power, floor) is
+    over the threshold wherever the status head says on (P ≥ 0.8), whatever the regression says.
+    """
+    from harness.workloads.nilm.appliances import params
+
+    if appliance is None or params(appliance).min_on_s < 1800:
+        return 0.0
+    p = params(appliance)
+    return 1.25 * p.on_threshold_w / p.max_power_w
+
+
+CENTRE_HALF = 16  # the head also sees the window's middle 2 × 16 + 1 samples as they are
+
+
+def _centre(inputs, window: int):
+    """The window's middle samples, flattened: (batch, ≤ 2 × CENTRE_HALF + 1)."""
+    half = min(CENTRE_HALF, window // 2)
+    left = window // 2 - half
+    crop = layers.Cropping1D((left, window - left - (2 * half + 1)), name="centre")(inputs)
+    return layers.Flatten(name="centre_flat")(crop)
+
+
+def _head(features, dense: int, centre=None, floor: float = 0.0):
     """Dense head, outputs concatenated: (batch, 2) = [power gated by P(on), status logit].
 
     Gating the regressed power with the status probability keeps the prediction near 0 W while the
-    appliance is off, instead of spreading regression noise over every off window.
+    appliance is off, instead of spreading regression noise over every off window. `centre` (the
+    window's middle samples) goes into the head beside the features: pooling and strides leave
+    the features a position resolution of 8-16 samples, the centre places an edge to the sample,
+    so a short activation (a microwave's 4-37 samples) is not smeared over its neighbours.
     """
+    if centre is not None:
+        features = layers.Concatenate(name="features_centre")([features, centre])
     hidden = layers.Dense(dense, activation="relu", name="head")(features)
     power = layers.Dense(1, activation="relu", name="power")(hidden)
+    if floor > 0:
+        power = Floor(floor, name="power_floor")(power)
     status = layers.Dense(1, name="status")(hidden)
     gated = layers.Multiply(name="gated_power")([power, layers.Activation("sigmoid")(status)])
     return layers.Concatenate(name="power_status")([gated, status])
 
 
-def build_cnn(window: int, spec: CnnSpec, batch_size: int | None = None) -> keras.Model:
-    """Conv1D (SeparableConv1D with `spec.separable`) + max pooling stack, flatten, dense head."""
+def build_cnn(window: int, spec: CnnSpec, batch_size: int | None = None,
+              floor: float = 0.0) -> keras.Model:
+    """Conv1D (SeparableConv1D with `spec.separable`) + max pooling stack, flatten, dense head
+    (with the window's centre samples)."""
     inputs = keras.Input(shape=(window, 1), batch_size=batch_size, name="aggregate")
     x = inputs
     conv = layers.SeparableConv1D if spec.separable else layers.Conv1D
@@ -86,7 +139,7 @@ def build_cnn(window: int, spec: CnnSpec, batch_size: int | None = None) -> kera
         x = conv(filters, spec.kernel_size, padding="same", activation="relu", name=f"conv{i}")(x)
         x = layers.MaxPooling1D(2, name=f"pool{i}")(x)
     x = layers.Flatten(name="flatten")(x)
-    return keras.Model(inputs, _head(x, spec.dense), name="cnn")
+    return keras.Model(inputs, _head(x, spec.dense, _centre(inputs, window), floor), name="cnn")
 
 
 def _encoder_block(x, spec: TransformerSpec, index: int):
@@ -98,33 +151,69 @@ def _encoder_block(x, spec: TransformerSpec, index: int):
     return layers.LayerNormalization(epsilon=1e-5, name=f"norm_f{index}")(x + hidden)
 
 
+CENTRE_TOKENS = 3  # the transformer's head also sees its middle encoder outputs, not only their mean
+STEM_FILTERS = 0  # > 0: a full-resolution Conv1D before the strided front end
+
+
+def _centre_tokens(x, count: int):
+    """The middle `count` tokens of an encoder output (batch, tokens, d), flattened."""
+    tokens = x.shape[1]
+    count = min(count, tokens)
+    left = (tokens - count) // 2
+    crop = layers.Cropping1D((left, tokens - left - count), name="centre_tokens")(x)
+    return layers.Flatten(name="centre_tokens_flat")(crop)
+
+
 def build_transformer(window: int, spec: TransformerSpec, batch_size: int | None = None,
-                      dense: int = 64) -> keras.Model:
-    """Strided conv front end, position embedding, encoder blocks, average pooling, dense head."""
+                      dense: int = 64, floor: float = 0.0) -> keras.Model:
+    """Strided conv front end, position embedding, encoder blocks, then a dense head on the mean
+    of the encoder outputs, its middle tokens and the window's centre samples."""
     inputs = keras.Input(shape=(window, 1), batch_size=batch_size, name="aggregate")
+    x = inputs
+    if STEM_FILTERS:
+        x = layers.Conv1D(STEM_FILTERS, 5, padding="same", activation="relu", name="stem")(x)
     x = layers.Conv1D(spec.d_model, 2 * spec.stride + 1, strides=spec.stride, padding="same",
-                      activation="relu", name="front")(inputs)
+                      activation="relu", name="front")(x)
     x = PositionEmbedding(name="position")(x)
     for index in range(spec.layers):
         x = _encoder_block(x, spec, index)
-    x = layers.GlobalAveragePooling1D(name="pool")(x)
-    return keras.Model(inputs, _head(x, dense), name="transformer")
+    features = layers.GlobalAveragePooling1D(name="pool")(x)
+    if CENTRE_TOKENS:
+        features = layers.Concatenate(name="pool_centre_tokens")(
+            [features, _centre_tokens(x, CENTRE_TOKENS)])
+    return keras.Model(inputs, _head(features, dense, _centre(inputs, window), floor),
+                       name="transformer")
 
 
-def build_model(arch: str, workload: NilmWorkload, batch_size: int | None = None) -> keras.Model:
-    """The training model of `arch` ('cnn' | 'transformer'); output (batch, 2) = [power, logit]."""
+def build_model(arch: str, workload: NilmWorkload, batch_size: int | None = None,
+                appliance: str | None = None) -> keras.Model:
+    """The training model of `arch` ('cnn' | 'transformer'): output (batch, 2) = [power, logit],
+    or (batch, 1) = power for a reference preset (`reference_models`). `appliance` sets the
+    small models' `on_power_floor`."""
+    from harness.workloads.nilm import reference_models
+
+    if arch == "cnn" and workload.cnn.preset == "seq2point-reference":
+        return reference_models.build_reference_cnn(workload.window, batch_size)
+    if arch == "transformer" and workload.transformer.preset == "nilm-transformer-reference":
+        return reference_models.build_reference_transformer(workload.window, batch_size)
+    floor = on_power_floor(appliance)
     if arch == "cnn":
-        return build_cnn(workload.window, workload.cnn, batch_size)
+        return build_cnn(workload.window, workload.cnn, batch_size, floor)
     if arch == "transformer":
         return build_transformer(workload.window, workload.transformer, batch_size,
-                                 workload.cnn.dense)
+                                 workload.cnn.dense, floor)
     raise ValueError(f"unknown architecture {arch!r}: use cnn or transformer")
 
 
 def export_model(model: keras.Model, window: int) -> keras.Model:
-    """Artifact model sharing `model`'s weights: input (1, window, 1) → scaled power (1, 1)."""
+    """Artifact model sharing `model`'s weights: input (1, window, 1) → scaled power (1, 1).
+
+    A single-output model (a reference preset) is exported as it is, at batch 1 (no slice op).
+    """
     inputs = keras.Input(shape=(window, 1), batch_size=1, name="aggregate")
-    outputs = model(inputs)[:, POWER:POWER + 1]
+    outputs = model(inputs)
+    if outputs.shape[-1] != 1:
+        outputs = outputs[:, POWER:POWER + 1]
     return keras.Model(inputs, outputs, name=f"{model.name}_power")
 
 

@@ -17,12 +17,24 @@ from harness.workloads.nilm.models import POWER, STATUS, build_model
 Progress = Callable[[int, int, dict[str, Any]], None]
 
 
-def nilm_loss(loss_lambda: float) -> Callable:
+def nilm_loss(loss_lambda: float, on_threshold: float = 0.0) -> Callable:
     """MSE(power) + BCE(status) + λ·MAE(power) over windows that are on or misclassified.
 
-    y_true = [scaled power, status 0/1]; y_pred = [scaled power, status logit].
+    y_true = [scaled power, status 0/1]; y_pred = [scaled power, status logit], or [scaled power]
+    alone (a reference preset): then, as in the NILM reference project, the predicted status is
+    power ≥ `on_threshold` (scaled) and the loss is MSE + λ·MAE over the on/misclassified windows
+    (its BCE term is taken of a thresholded prediction and has no gradient).
     """
+    def single(y_true, y_pred):
+        target, status, power = y_true[:, POWER], y_true[:, STATUS], y_pred[:, POWER]
+        wrong = ops.cast(ops.not_equal(power >= on_threshold, status > 0.5), power.dtype)
+        mask = ops.maximum(status, wrong)
+        l1 = ops.sum(mask * ops.abs(power - target)) / ops.maximum(ops.sum(mask), 1.0)
+        return ops.mean(ops.square(power - target)) + loss_lambda * l1
+
     def loss(y_true, y_pred):
+        if y_pred.shape[-1] == 1:
+            return single(y_true, y_pred)
         target, status = y_true[:, POWER], y_true[:, STATUS]
         power, logit = y_pred[:, POWER], y_pred[:, STATUS]
         mse = ops.mean(ops.square(power - target))
@@ -44,9 +56,10 @@ def train(workload: NilmWorkload, appliance: str, arch: str, data: NilmData,
     """Train the `arch` model for `appliance`; returns the training model with the best weights."""
     training = workload.training
     keras.utils.set_random_seed(training.seed)
-    model = build_model(arch, workload)
+    model = build_model(arch, workload, appliance=appliance)
+    p = params(appliance)
     model.compile(optimizer=keras.optimizers.Adam(training.learning_rate),
-                  loss=nilm_loss(params(appliance).loss_lambda))
+                  loss=nilm_loss(p.loss_lambda, p.on_threshold_w / p.max_power_w))
     callbacks: list[keras.callbacks.Callback] = [keras.callbacks.EarlyStopping(
         monitor="val_loss", patience=training.patience, restore_best_weights=True)]
     if progress is not None:

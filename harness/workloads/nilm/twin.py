@@ -15,10 +15,16 @@ from typing import Any
 
 def build_cnn_twin(keras_module: Any, batch_size: int | None, *, window: int,
                    filters: list[int], kernel_size: int, dense: int, separable: bool = False,
-                   conv2d: bool = False) -> Any:
-    """The export model's function: aggregate window → scaled power gated by P(on)."""
+                   conv2d: bool = False, floor: float = 0.0, centre_half: int = 16) -> Any:
+    """The export model's function: aggregate window → scaled power gated by P(on); the head
+    also sees the window's middle 2 × `centre_half` + 1 samples (models._centre), and the power
+    is floored at `floor` (models.Floor, here as relu(x - floor) + floor: no custom layer)."""
     layers = keras_module.layers
     inputs = keras_module.Input(shape=(window, 1), batch_size=batch_size, name="aggregate")
+    half = min(centre_half, window // 2)
+    left = window // 2 - half
+    centre = layers.Cropping1D((left, window - left - (2 * half + 1)), name="centre")(inputs)
+    centre = layers.Flatten(name="centre_flat")(centre)
     x = inputs
     if conv2d:
         x = layers.Reshape((1, window, 1), name="as_image")(x)
@@ -32,8 +38,13 @@ def build_cnn_twin(keras_module: Any, batch_size: int | None, *, window: int,
         x = conv(count, size, padding="same", activation="relu", name=f"conv{i}")(x)
         x = pooling(pool, name=f"pool{i}")(x)
     x = layers.Flatten(name="flatten")(x)
+    x = layers.Concatenate(name="features_centre")([x, centre])
     hidden = layers.Dense(dense, activation="relu", name="head")(x)
     power = layers.Dense(1, activation="relu", name="power")(hidden)
+    if floor > 0:
+        power = layers.Rescaling(1.0, offset=-floor, name="floor_shift")(power)
+        power = layers.ReLU(name="floor_relu")(power)
+        power = layers.Rescaling(1.0, offset=floor, name="power_floor")(power)
     status = layers.Dense(1, name="status")(hidden)
     probability = layers.Activation("sigmoid", name="status_probability")(status)
     gated = layers.Multiply(name="gated_power")([power, probability])

@@ -1,6 +1,6 @@
 """The NILM workload behind the `Workload` seam: seq2point models trained per appliance and
 architecture on REFIT-format data, calibrated on balanced training windows, scored with the NILM
-metrics on held-out houses.
+metrics on one contiguous span per held-out house (the device slides the window over it).
 
 TensorFlow is imported only to train or load a model (`build_model`, `register_layers`).
 """
@@ -18,7 +18,7 @@ from harness.artifacts.cache import (code_version, key_of, package_version, sha2
                                      write_json, write_npy)
 from harness.config.suite import NilmWorkload
 from harness.workloads.base import EvalData, FineTune, ModelSpec, Score, Step
-from harness.workloads.nilm.appliances import params
+from harness.workloads.nilm.appliances import SAMPLE_SECONDS, params
 from harness.workloads.nilm.dataset import NilmData, data_fingerprint, prepare
 from harness.workloads.nilm.metrics import metric_units, nilm_metrics
 
@@ -27,20 +27,37 @@ KIND = "nilm"
 
 @dataclass(frozen=True)
 class NilmScorer:
-    """NILM metrics of a model's scaled power outputs against the true appliance power (W)."""
+    """NILM metrics of a model's scaled power outputs against the true appliance power (W).
+
+    The outputs are one prediction per sample of the held-out spans (`segments`: predictions per
+    span, one span per house, in order); the status rules run on each span alone. Besides the
+    metrics, `span_days` (per house, keyed `<appliance>/house<N>`) says what was evaluated and
+    `train_epochs` (n = training windows) how long the model was trained.
+    """
 
     appliance: str
     max_power_w: float
-    sample_seconds: float  # spacing of consecutive test windows, for energy metrics
+    segments: tuple[int, ...]
+    houses: tuple[int, ...] = ()
+    requested: int = 0    # predictions per house the suite asked for
+    training: Path | None = None  # the model's training record (`train_epochs` row), if any
 
     def score(self, outputs: np.ndarray, truth: np.ndarray) -> list[Score]:
         predicted = np.asarray(outputs).reshape(-1) * self.max_power_w
         truth = np.asarray(truth).reshape(-1)
         metrics = nilm_metrics(np.clip(predicted, 0, None), truth, self.appliance,
-                               self.sample_seconds)
+                               SAMPLE_SECONDS, list(self.segments))
         units = metric_units()
-        return [Score(name, value, units.get(name, ""), n=len(truth), key=self.appliance)
-                for name, value in metrics.items()]
+        scores = [Score(name, value, units.get(name, ""), n=len(truth), key=self.appliance)
+                  for name, value in metrics.items()]
+        for house, count in zip(self.houses, self.segments):
+            scores.append(Score("span_days", count * SAMPLE_SECONDS / 86400, "d", n=count,
+                                key=f"{self.appliance}/house{house}"))
+        if self.training is not None and self.training.is_file():
+            record = json.loads(self.training.read_text())
+            scores.append(Score("train_epochs", record["epochs_run"], "epochs",
+                                n=record.get("train_windows"), key=self.appliance))
+        return scores
 
 
 class Nilm:
@@ -85,6 +102,8 @@ class Nilm:
     def fine_tune(self, spec: ModelSpec, cache: Path) -> FineTune | None:
         """The training windows and their scaled power; the CNN's twin builder (the transformer
         has none: its optimisation variants are not applicable)."""
+        from harness.workloads.nilm.models import CENTRE_HALF, on_power_floor
+
         appliance, arch = self._parts[spec.name]
         if arch != "cnn":
             return None
@@ -95,7 +114,8 @@ class Nilm:
                         "harness.workloads.nilm.twin:build_cnn_twin",
                         {"window": self.config.window, "filters": list(cnn.filters),
                          "kernel_size": cnn.kernel_size, "dense": cnn.dense,
-                         "separable": cnn.separable})
+                         "separable": cnn.separable, "floor": on_power_floor(appliance),
+                         "centre_half": CENTRE_HALF})
 
     # -- data ---------------------------------------------------------------------------------
     def _prepared(self, appliance: str, cache: Path) -> NilmData:
@@ -109,19 +129,29 @@ class Nilm:
         return np.asarray(self._prepared(appliance, cache).representative, dtype=np.float32)
 
     def evaluation(self, spec: ModelSpec, cache: Path) -> EvalData:
-        """The test windows and their true power, written once per data key."""
+        """The held-out spans as one series (the device slides the window over it) and the true
+        power of every prediction, written once per data key."""
         appliance, _ = self._parts[spec.name]
         folder = cache / "eval" / self._data_key(appliance)
-        inputs, truth, meta = (folder / "test_inputs.npy", folder / "test_truth_w.npy",
+        series, truth, meta = (folder / "test_series.npy", folder / "test_truth_w.npy",
                                folder / "meta.json")
-        if not (inputs.is_file() and truth.is_file() and meta.is_file()):
+        if not (series.is_file() and truth.is_file() and meta.is_file()):
             data = self._prepared(appliance, cache)
-            write_npy(truth, np.asarray(data.test_targets_w, dtype=np.float32))
-            write_npy(inputs, np.asarray(data.test_inputs, dtype=np.float32))
-            write_json(meta, {"sample_seconds": data.test_sample_seconds})
+            write_npy(truth, data.test_truth_w())
+            write_npy(series, data.test_series())
+            write_json(meta, {"segments": data.segments,
+                              "houses": [span.house for span in data.spans],
+                              "requested": data.spans[0].requested})
+        info = json.loads(meta.read_text())
         scorer = NilmScorer(appliance, float(params(appliance).max_power_w),
-                            float(json.loads(meta.read_text())["sample_seconds"]))
-        return EvalData(inputs, sha256_file(inputs), truth, scorer)
+                            tuple(info["segments"]), tuple(info["houses"]), info["requested"],
+                            self._training_file(spec, cache))
+        return EvalData(series, sha256_file(series), truth, scorer, window=self.config.window,
+                        max_seconds=self.config.evaluation.max_seconds)
+
+    def _training_file(self, spec: ModelSpec, cache: Path) -> Path:
+        """How the model of `spec` was trained (epochs run, best epoch), beside the cache."""
+        return cache / "training" / f"{self.model_key(spec)}.json"
 
     # -- models -------------------------------------------------------------------------------
     def input_shape(self, spec: ModelSpec) -> tuple[int, ...]:
@@ -129,6 +159,7 @@ class Nilm:
 
     def register_layers(self) -> None:
         import harness.workloads.nilm.models  # noqa: F401 - registers the custom layers
+        import harness.workloads.nilm.reference_models  # noqa: F401 - and the presets' layers
 
     def build_model(self, spec: ModelSpec, cache: Path) -> Any:
         """Train the model and return its artifact form: input (1, window, 1) -> scaled power."""
@@ -139,13 +170,20 @@ class Nilm:
         data = self._prepared(appliance, cache)
         self.step(f"training {spec.name}")
 
+        val_losses: list[float] = []
+
         def epoch_done(epoch: int, epochs: int, logs: dict) -> None:
+            val_losses.append(float(logs.get("val_loss", float("nan"))))
             self.step(f"training {spec.name}: epoch {epoch}/{epochs} "
-                      f"val_loss {logs.get('val_loss', float('nan')):.4f}")
+                      f"val_loss {val_losses[-1]:.4f}")
 
         config = self._config(spec)
         model = train(config, appliance, arch, data, progress=epoch_done)
-        inference = build_model(arch, config)  # same weights, no training loss/optimizer
+        write_json(self._training_file(spec, cache), {
+            "epochs_run": len(val_losses), "epochs_max": config.training.epochs,
+            "best_epoch": int(np.nanargmin(val_losses)) + 1 if val_losses else None,
+            "train_windows": int(len(data.train.x))})
+        inference = build_model(arch, config, appliance=appliance)  # no loss/optimizer
         inference.set_weights(model.get_weights())
         return export_model(inference, config.window)
 
