@@ -25,7 +25,7 @@ FLOAT_VARIANT = "convert_only"
 # metric in table order (a generic workload scores one metric).
 MAIN_ACCURACY_METRICS = ("f1", "accuracy", "accuracy_top5", "accuracy_top1", "mcc", "acc", "mae",
                          "rmse")
-GZIP_METRICS = ("gzip_size_bytes", "gzip_bytes", "size_gzip_bytes")  # measurement "size"
+GZIP_METRICS = ("gzip_bytes",)  # measurement "size" (results/profile_rows.weight_rows)
 FRONT_THREADS = 1  # the front and the "fastest" pick use the 1-thread median
 SAME_SIZE_TOLERANCE = 0.005  # sizes within 0.5 % of each other count as the same on flash
 TECHNIQUES = {"prune": "pruning", "cluster": "clustering"}  # variant name prefix -> technique
