@@ -17,7 +17,7 @@ from harness.compare import (REMEASURE, Policy, apply_ab, compare_runs, environm
                              fingerprint, is_timing, measurement_protocol, policy_for,
                              protocol_diff, row_key, series_key, series_noise)
 from harness.results.schema import failure_row, make_row
-from harness.sequential_ab import DEFAULT_ALPHA, SequentialAB
+from harness.sequential_ab import DEFAULT_ALPHA, DEFAULT_LOOKS, SequentialAB
 
 ENVS = {"host": ENV, "rpi4": ENV}
 X = real_samples_us(0)
@@ -410,7 +410,7 @@ def test_apply_ab_decides_the_latency_rows():
     assert set(keys) == {"w8", "f16", "w8_a8", "w8_a16"} and not c.regressed
     slower = _ab([0.18, 0.22, 0.2, 0.19, 0.21, 0.2])                  # +22 %, tight: REGRESSED
     same = _ab([0.01, -0.01] * 3)                                      # SAME at the first look
-    wide = _ab([0.3, -0.25] * 15)                                      # budget spent: UNKNOWN
+    wide = _ab([0.3, -0.25] * (DEFAULT_LOOKS[-1] // 2))                   # budget spent: UNKNOWN
     pending = _ab([0.1, 0.1])                                          # too few pairs
     decided = apply_ab(c, {keys["w8"]: slower.result(), keys["f16"]: same.result(),
                            keys["w8_a8"]: wide.result(), keys["w8_a16"]: pending.result()})
