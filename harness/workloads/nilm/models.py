@@ -152,7 +152,6 @@ def _encoder_block(x, spec: TransformerSpec, index: int):
 
 
 CENTRE_TOKENS = 3  # the transformer's head also sees its middle encoder outputs, not only their mean
-STEM_FILTERS = 0  # > 0: a full-resolution Conv1D before the strided front end
 
 
 def _centre_tokens(x, count: int):
@@ -169,11 +168,8 @@ def build_transformer(window: int, spec: TransformerSpec, batch_size: int | None
     """Strided conv front end, position embedding, encoder blocks, then a dense head on the mean
     of the encoder outputs, its middle tokens and the window's centre samples."""
     inputs = keras.Input(shape=(window, 1), batch_size=batch_size, name="aggregate")
-    x = inputs
-    if STEM_FILTERS:
-        x = layers.Conv1D(STEM_FILTERS, 5, padding="same", activation="relu", name="stem")(x)
     x = layers.Conv1D(spec.d_model, 2 * spec.stride + 1, strides=spec.stride, padding="same",
-                      activation="relu", name="front")(x)
+                      activation="relu", name="front")(inputs)
     x = PositionEmbedding(name="position")(x)
     for index in range(spec.layers):
         x = _encoder_block(x, spec, index)
