@@ -4,9 +4,10 @@ run, and only a converter's refusal of the model is cached.
 - The converter process is killed (SIGKILL, through the documented test-only hook) while it
   converts w8_a8: that variant's jobs are `build_failed` rows, convert_only is measured, nothing
   is cached for w8_a8, and `--resume` (a clean rerun) rebuilds it and completes the run.
-- The QuantizationDebugger crashes on a real model (XNNPACK cannot prepare it): one quant_error
-  row says so, the model's other measurements are taken; the crash is not cached, so `--resume`
-  runs the debugger again and the run stays consistent.
+- The QuantizationDebugger crashes on a real model (XNNPACK cannot prepare it: the NILM CNN
+  untrained, calibrated on random inputs, through the generic workload): one quant_error row says
+  so, the model's other measurements are taken; the crash is not cached, so `--resume` runs the
+  debugger again and the run stays consistent.
 """
 
 from __future__ import annotations
@@ -25,8 +26,42 @@ pytestmark = pytest.mark.slow
 # the smoke suite's quant_error settings changed slightly: its trained model is reused from the
 # session cache, but every variant's .tflite has a new cache key, so it is converted here
 NEW_KEYS = {"measurements": {"quant_error": {"threshold": 0.71, "denylist_variant": True}}}
-# a CNN whose full-integer model the QuantizationDebugger cannot run (XNNPACK fails to prepare)
-DEBUGGER_CRASH = {"workload": {"cnn": {"filters": [32, 32], "kernel_size": 9, "dense": 64}}}
+# a user's model whose full-integer version the QuantizationDebugger cannot run (XNNPACK fails to
+# prepare): the NILM CNN's architecture untrained, calibrated on random inputs
+CRASH_SUITE = """\
+name: debugger
+workload:
+  kind: generic
+  models: [{name: untrained_cnn, path: untrained_cnn.keras}]
+  data: data.npz
+  metric: mae
+variants: [convert_only, w8_a8]
+measurements:
+  latency: {threads: [1], warmup_runs: 2, warmup_seconds: 0, runs: 10, min_seconds: 0.05, rounds: 1}
+  accuracy: true
+  memory: true
+  profile: {threads: 1, runs: 5, warmup_runs: 1, min_seconds: 0.02}
+  quant_error: {threshold: 0.7, denylist_variant: true}
+"""
+
+
+def crash_suite(folder: Path) -> Path:
+    """The suite above, its untrained model (harness.workloads.nilm.models) and random data."""
+    import keras
+    import numpy as np
+
+    from harness.config.suite import CnnSpec
+    from harness.workloads.nilm.models import build_cnn, export_model
+
+    folder.mkdir(parents=True, exist_ok=True)
+    keras.utils.set_random_seed(0)
+    spec = CnnSpec(filters=[32, 32], kernel_size=9, dense=64)
+    export_model(build_cnn(599, spec), 599).save(folder / "untrained_cnn.keras")
+    rng = np.random.default_rng(0)
+    np.savez(folder / "data.npz", x=rng.standard_normal((64, 599, 1)).astype(np.float32),
+             y=rng.standard_normal((64, 1)).astype(np.float32))
+    (folder / "debugger.yaml").write_text(CRASH_SUITE)
+    return folder / "debugger.yaml"
 
 
 def frame(run_dir: Path) -> pd.DataFrame:
@@ -65,7 +100,7 @@ def test_a_killed_converter_fails_its_variant_and_a_rerun_rebuilds_it(
     assert "0 built" not in resumed.stdout                              # w8_a8 rebuilt
     assert_consistent(run_dir)
     after = by_job(run_dir)
-    assert_kept(before, after, {"host/kettle_cnn.convert_only.auto"})
+    assert_kept(before, after, {"host/untrained_cnn.convert_only.auto"})
     rows = frame(run_dir)
     # all measured; the denylist variant is whatever the statistics say (this model has no
     # suspected layer: skipped, not_applicable)
@@ -78,7 +113,7 @@ def test_a_killed_converter_fails_its_variant_and_a_rerun_rebuilds_it(
 
 def test_a_quantization_debugger_crash_is_a_quant_error_row_and_the_rest_is_measured(
         tmp_path: Path, harness_cache: Path) -> None:
-    suite = smoke_suite(tmp_path / "debugger.yaml", "debugger", **DEBUGGER_CRASH)
+    suite = crash_suite(tmp_path / "suite")
     first = harness("run", str(suite), "--targets", "host", "--out", str(tmp_path / "out"),
                     cache=harness_cache)
     assert first.returncode == 3, first.stdout[-2000:] + first.stderr[-3000:]  # a tool failed
@@ -106,7 +141,7 @@ def test_a_quantization_debugger_crash_is_a_quant_error_row_and_the_rest_is_meas
     assert "quantization debugger" in resumed.stderr                     # tried again
     assert_consistent(run_dir)
     after = by_job(run_dir)
-    assert_kept(before, after, {"host/kettle_cnn.convert_only.auto"})
+    assert_kept(before, after, {"host/untrained_cnn.convert_only.auto"})
     again = frame(run_dir)
     assert len(again[again.measurement == "quant_error"]) == 1           # not stale, not twice
     assert len(again) == len(rows)
