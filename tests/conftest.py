@@ -12,7 +12,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # testutil, for tests 
 # Fixtures that import TensorFlow and convert models (seconds each): every test that uses one,
 # directly or through another fixture, is `slow`, so the fast suite never imports TensorFlow.
 MODEL_BUILDING_FIXTURES = {"tiny_models", "accel_models", "seq2point_int8", "cnn_model",
-                           "generic_run"}
+                           "generic_run", "midpoint_model"}
 
 
 @pytest.hookimpl(tryfirst=True)   # before `-m` deselects by marker
@@ -62,3 +62,12 @@ def harness_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One artifact cache for every end-to-end test of the session (train and convert once)."""
     return tmp_path_factory.mktemp("harness-cache")
 
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """The fast suite (`-m "not slow ..."`) must not import TensorFlow (4 s and 500 MB): a test
+    that builds a model is `slow`. Fails the session when one slipped through."""
+    markexpr = session.config.getoption("markexpr") or ""
+    if "not slow" in markexpr and "tensorflow" in sys.modules and exitstatus == 0:
+        print("\nthe fast suite imported TensorFlow: mark the test that builds a model `slow` "
+              "(or use a fixture in tests/conftest.py MODEL_BUILDING_FIXTURES)")
+        session.exitstatus = 1

@@ -282,6 +282,7 @@ def test_most_changed_suspects_first():
 
 # --------------------------------------------------------------------------- the CLI
 
+@pytest.mark.slow  # the whole CLI pipeline, several runs
 def test_cli_compare_exit_codes_with_ab(nights, monkeypatch):
     from harness.cli import app
 

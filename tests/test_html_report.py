@@ -129,6 +129,7 @@ def _history() -> tuple[pd.DataFrame, list]:
     return pd.DataFrame(rows), [(("host", "m", "w8_a8", 1, "median_ms"), "r3")]
 
 
+@pytest.mark.slow  # renders every plot of a full report
 def test_run_report_with_comparison_and_history_sections() -> None:
     frame = to_frame(_model_rows("m", "convert_only", 2.0, 10.0, 4000)
                      + _model_rows("m", "w8", 1.0, 12.0, 1000))

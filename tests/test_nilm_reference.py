@@ -23,6 +23,7 @@ def test_a_preset_fixes_the_architecture():
         CnnSpec(preset="resnet")
 
 
+@pytest.mark.slow  # builds Keras models (TensorFlow)
 def test_reference_cnn_layer_by_layer():
     from harness.workloads.nilm.models import build_model
 
@@ -40,6 +41,7 @@ def test_reference_cnn_layer_by_layer():
     assert model.output_shape == (None, 1)
 
 
+@pytest.mark.slow  # builds Keras models (TensorFlow)
 def test_reference_transformer_layer_by_layer():
     from harness.workloads.nilm.models import build_model
 
@@ -55,6 +57,7 @@ def test_reference_transformer_layer_by_layer():
     assert model.output_shape == (None, 1)
 
 
+@pytest.mark.slow  # builds Keras models (TensorFlow)
 def test_relative_position_table_is_mirrored():
     from harness.workloads.nilm.reference_models import RelativePositionEmbedding
 
@@ -69,6 +72,7 @@ def test_relative_position_table_is_mirrored():
     assert np.asarray(even(np.zeros((1, 4, 2), np.float32)))[0, :, 0].tolist() == [1, 0, 0, 1]
 
 
+@pytest.mark.slow  # builds Keras models (TensorFlow)
 def test_single_output_export_adds_no_op_and_loss_trains():
     import keras
 

@@ -95,6 +95,7 @@ def test_quantization_debugger_on_trained_model(tiny):
     assert interpreter.get_tensor(interpreter.get_output_details()[0]["index"]).shape == (1, 1)
 
 
+@pytest.mark.slow  # builds Keras models (TensorFlow)
 def test_long_programme_appliances_floor_the_on_power():
     """Dishwasher / washing machine: wherever the status head says on (P ≥ 0.8) the output is
     over the 10-W threshold, however low the regressed power; other appliances have no floor."""
@@ -120,6 +121,7 @@ def test_long_programme_appliances_floor_the_on_power():
         model.get_layer("power_floor"))), type(model.get_layer("power_floor")))
 
 
+@pytest.mark.slow  # builds Keras models (TensorFlow)
 def test_transformer_head_sees_the_middle_encoder_tokens():
     """The transformer's head gets the encoder's middle tokens as they are (a short activation at
     the window's centre is not averaged away with the other tokens)."""

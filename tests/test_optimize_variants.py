@@ -75,6 +75,7 @@ def test_the_optimize_suite_loads():
 
 # --------------------------------------------------------------------------- pruning mask
 
+@pytest.mark.slow  # harness.artifacts.pruning defines a Keras callback (TensorFlow)
 def test_magnitude_mask_zeroes_exactly_the_smallest():
     from harness.artifacts.pruning import magnitude_mask, scheduled_sparsity
 
@@ -88,6 +89,7 @@ def test_magnitude_mask_zeroes_exactly_the_smallest():
     assert scheduled_sparsity(0, 0.8, "constant", 100) == 0.8
 
 
+@pytest.mark.slow  # builds Keras models (TensorFlow)
 @pytest.mark.parametrize("schedule", ["constant", "polynomial"])
 def test_pruning_callback_holds_the_sparsity_it_claims(schedule):
     import keras
@@ -122,6 +124,7 @@ def test_pruning_callback_holds_the_sparsity_it_claims(schedule):
 
 # --------------------------------------------------------------------------- the twin
 
+@pytest.mark.slow  # builds Keras models (TensorFlow)
 @pytest.mark.parametrize("separable, appliance", [(False, "kettle"), (True, "kettle"),
                                                   (False, "dishwasher")])   # with a power floor
 def test_twin_computes_what_the_export_model_computes(separable, appliance):

@@ -162,6 +162,7 @@ def test_report_html_of_an_earlier_run_stops_at_that_run(compared_runs) -> None:
     assert "trends" not in _sections(api.html_report(second, None))
 
 
+@pytest.mark.slow  # renders a full report through the CLI
 def test_report_html_default_writes_report_html_in_the_run(compared_runs) -> None:
     from harness.cli import app
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 
+import pytest
+
 from delayproxy import DelayProxy
 from harness.transport import connect
 from harness.artifacts.cache import sha256_file as file_sha256
@@ -11,6 +13,7 @@ from harness.transport.push import push
 from sshd import host_pattern
 
 
+@pytest.mark.slow  # a delaying proxy in front of sshd
 def test_ssh_through_the_delay_proxy(sshd, tmp_path):
     proxy = DelayProxy(sshd.host, sshd.port, one_way=0.025).start()
     try:
