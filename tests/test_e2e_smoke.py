@@ -76,7 +76,10 @@ def test_accuracy_and_memory_rows(smoke_runs: dict) -> None:
     memory = frame[frame.measurement == "memory"]
     assert set(memory.metric) >= {"rss_footprint_mb", "init_ms"}
     size = frame[frame.measurement == "size"]
-    assert (size.value > 1000).all()
+    assert (size[size.unit == "B"].value > 1000).all()              # bytes on disk, gzipped
+    assert set(size.metric) >= {"size_bytes", "gzip_bytes", "parameter_count", "weight_sparsity"}
+    sparsity = size[size.metric == "weight_sparsity"].value
+    assert ((sparsity >= 0) & (sparsity < 0.05)).all()             # nothing was pruned
 
 
 def test_second_run_rebuilds_nothing(smoke_runs: dict) -> None:
