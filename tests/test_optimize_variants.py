@@ -75,7 +75,6 @@ def test_the_optimize_suite_loads():
 
 # --------------------------------------------------------------------------- pruning mask
 
-@pytest.mark.slow  # harness.artifacts.pruning defines a Keras callback (TensorFlow)
 def test_magnitude_mask_zeroes_exactly_the_smallest():
     from harness.artifacts.pruning import magnitude_mask, scheduled_sparsity
 
@@ -94,13 +93,13 @@ def test_magnitude_mask_zeroes_exactly_the_smallest():
 def test_pruning_callback_holds_the_sparsity_it_claims(schedule):
     import keras
 
-    from harness.artifacts.pruning import MagnitudePruning, kernel_variables, scheduled_sparsity
+    from harness.artifacts.pruning import kernel_variables, magnitude_pruning, scheduled_sparsity
 
     keras.utils.set_random_seed(0)
     inputs = keras.Input((12,))
     model = keras.Model(inputs, keras.layers.Dense(1)(keras.layers.Dense(16)(inputs)))
     model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="mse")
-    pruning = MagnitudePruning(0.6, schedule, end_step=8, frequency=1)
+    pruning = magnitude_pruning(0.6, schedule, end_step=8, frequency=1)
     seen: list[tuple[int, float]] = []
 
     def after_batch(batch, logs):  # runs after the pruning callback in the same batch

@@ -10,6 +10,7 @@ to the same fraction, so the whole model's kernel sparsity is the target.
 
 from __future__ import annotations
 
+import functools
 import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -50,48 +51,57 @@ def kernel_variables(model: Any) -> list[Any]:
             if v.name.rsplit("/", 1)[-1].split(":")[0] in KERNEL_NAMES]
 
 
-def _callback_base() -> type:
+def magnitude_pruning(target: float, schedule: str = "polynomial", end_step: int = 0,
+                      frequency: int = 10) -> Any:
+    """The pruning callback (`MagnitudePruning`) for a Keras 3 fit."""
+    return _callback_class()(target, schedule, end_step, frequency)
+
+
+@functools.cache
+def _callback_class() -> type:
+    """The callback class, defined on first use: Keras (and TensorFlow) is imported then, not
+    when this module is (the mask and the schedule above are plain numpy)."""
     import keras
 
-    return keras.callbacks.Callback
+    class MagnitudePruning(keras.callbacks.Callback):
+        """Keras callback: masks recomputed on the schedule's steps and applied after every batch;
+        at the end of training the target sparsity holds exactly."""
 
+        def __init__(self, target: float, schedule: str = "polynomial", end_step: int = 0,
+                     frequency: int = 10) -> None:
+            super().__init__()
+            if not 0.0 <= target < 1.0:
+                raise ValueError(f"target sparsity {target} is not in [0, 1)")
+            self.target, self.schedule = target, schedule
+            self.end_step, self.frequency = end_step, max(1, frequency)
+            self.step = 0
+            self.masks: list[np.ndarray] = []
 
-class MagnitudePruning(_callback_base()):  # type: ignore[misc]
-    """Keras callback: masks recomputed on the schedule's steps and applied after every batch;
-    at the end of training the target sparsity holds exactly."""
+        def _update(self, sparsity: float) -> None:
+            self.masks = [magnitude_mask(v.numpy(), sparsity)
+                          for v in kernel_variables(self.model)]
 
-    def __init__(self, target: float, schedule: str = "polynomial", end_step: int = 0,
-                 frequency: int = 10) -> None:
-        super().__init__()
-        if not 0.0 <= target < 1.0:
-            raise ValueError(f"target sparsity {target} is not in [0, 1)")
-        self.target, self.schedule = target, schedule
-        self.end_step, self.frequency = end_step, max(1, frequency)
-        self.step = 0
-        self.masks: list[np.ndarray] = []
+        def _apply(self) -> None:
+            for variable, mask in zip(kernel_variables(self.model), self.masks):
+                variable.assign(variable.numpy() * mask)
 
-    def _update(self, sparsity: float) -> None:
-        self.masks = [magnitude_mask(v.numpy(), sparsity) for v in kernel_variables(self.model)]
+        def on_train_begin(self, logs: dict | None = None) -> None:
+            self.step = 0
+            self._update(scheduled_sparsity(0, self.target, self.schedule, self.end_step))
+            self._apply()
 
-    def _apply(self) -> None:
-        for variable, mask in zip(kernel_variables(self.model), self.masks):
-            variable.assign(variable.numpy() * mask)
+        def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+            self.step += 1
+            if self.step % self.frequency == 0 or self.step == self.end_step:
+                self._update(scheduled_sparsity(self.step, self.target, self.schedule,
+                                                self.end_step))
+            self._apply()
 
-    def on_train_begin(self, logs: dict | None = None) -> None:
-        self.step = 0
-        self._update(scheduled_sparsity(0, self.target, self.schedule, self.end_step))
-        self._apply()
+        def on_train_end(self, logs: dict | None = None) -> None:
+            self._update(self.target)
+            self._apply()
 
-    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
-        self.step += 1
-        if self.step % self.frequency == 0 or self.step == self.end_step:
-            self._update(scheduled_sparsity(self.step, self.target, self.schedule,
-                                            self.end_step))
-        self._apply()
-
-    def on_train_end(self, logs: dict | None = None) -> None:
-        self._update(self.target)
-        self._apply()
+    return MagnitudePruning
 
 
 def fine_tune_subset(fine: "FineTune", spec: "OptimizeSpec") -> tuple[np.ndarray, np.ndarray]:
@@ -118,8 +128,8 @@ def prune_keras_model(source: Path, out: Path, fine: "FineTune", percent: int,
     set_named_weights(twin, named_weights(model))
     x, y = fine_tune_subset(fine, spec)
     steps = math.ceil(len(x) / spec.batch_size) * spec.epochs
-    pruning = MagnitudePruning(percent / 100.0, spec.prune_schedule,
-                               end_step=max(1, steps // 2))
+    pruning = magnitude_pruning(percent / 100.0, spec.prune_schedule,
+                                end_step=max(1, steps // 2))
     twin.compile(optimizer=keras.optimizers.Adam(spec.learning_rate), loss="mse")
     twin.fit(x, y, batch_size=spec.batch_size, epochs=spec.epochs, callbacks=[pruning],
              shuffle=True, verbose=0)
