@@ -109,8 +109,9 @@ def load_reference(against: str | Path | None, suite: str, *,
         meta = run.meta()
         return Reference(run.frame(), run.samples(), meta.environment, f"run {candidate}",
                          protocol=measurement_protocol(meta.suite))
-    if _history(history_path).exists():
-        frame, samples, meta = _history(history_path).run_frame(str(against))
+    history = _history(history_path)
+    if history.exists():
+        frame, samples, meta = history.run_frame(str(against))
         return Reference(frame, samples, meta.environment, f"run {against} (history)",
                          protocol=measurement_protocol(meta.suite))
     raise UserError(f"--against {against}: not a baseline file, a run directory or a run id",
@@ -135,8 +136,9 @@ def compare_with(run_dir: Path | RunDir, reference: Reference, *,
     run = run_dir if isinstance(run_dir, RunDir) else RunDir.open(run_dir)
     frame, meta = run.frame(), run.meta()
     noise = dict(reference.noise)
-    if use_history_noise and _history(history_path).exists():
-        known = _history(history_path).noise(run.suite_name(), exclude_run=meta.run_id)
+    history = _history(history_path) if use_history_noise else None
+    if history is not None and history.exists():
+        known = history.noise(run.suite_name(), exclude_run=meta.run_id)
         for key, sd in known.items():
             noise[key] = max(sd, noise.get(key, 0.0))
     comparison = compare_runs(frame, reference.frame, thresholds=meta.thresholds,
@@ -239,8 +241,9 @@ def regression_settings(meta: RunMeta) -> RegressionSpec:
 def ab_rotation(run: RunDir, history_path: Path = defaults.HISTORY_PATH) -> int:
     """Where tonight's rotating A/B sample starts: the number of runs of the suite in the
     history, else the day of the run (so every series comes round now and then)."""
-    if _history(history_path).exists():
-        count = len(_history(history_path).runs(run.suite_name()))
+    history = _history(history_path)
+    if history.exists():
+        count = len(history.runs(run.suite_name()))
         if count:
             return count
     from harness.results.history import run_started
