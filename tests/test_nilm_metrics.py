@@ -69,10 +69,15 @@ def test_nothing_on_anywhere_is_undefined_not_zero():
     assert m["acc"] == 1.0 and m["mae"] == 0.0
 
 
+def test_always_on_prediction_scores_zero_mcc():
+    m = nilm_metrics(np.full(8, 2000.0), KETTLE_TRUE, "kettle")
+    assert m["mcc"] == 0.0 and m["f1"] == pytest.approx(2 * 3 / (2 * 3 + 5))
+
+
 def test_all_off_prediction():
     m = nilm_metrics(np.zeros(8), KETTLE_TRUE, "kettle")
     assert m["f1"] == 0.0
-    assert math.isnan(m["mcc"])
+    assert m["mcc"] == 0.0          # a constant prediction has no skill: comparable, not missing
     assert m["sae"] == pytest.approx(1.0)
     assert m["nde"] == pytest.approx(1.0)
     assert m["epd_e"] == pytest.approx(-100.0)

@@ -66,9 +66,16 @@ def _ratio(numerator: float, denominator: float) -> float:
 
 
 def _mcc(tp: int, tn: int, fp: int, fn: int) -> float:
-    """Matthews correlation coefficient, NaN when undefined."""
+    """Matthews correlation coefficient.
+
+    A constant prediction (never or always "on") against a truth that has both states scores 0,
+    its limit and scikit-learn's value: a model that stopped detecting the appliance must compare
+    as worse, not as "no value". Only a truth with one state leaves MCC undefined (NaN).
+    """
+    if tp + fn == 0 or tn + fp == 0:
+        return math.nan
     denominator = math.sqrt(float(tp + fp) * (tp + fn) * (tn + fp) * (tn + fn))
-    return (tp * tn - fp * fn) / denominator if denominator > 0 else math.nan
+    return (tp * tn - fp * fn) / denominator if denominator > 0 else 0.0
 
 
 def segmented_status(power_w: np.ndarray, appliance: str, segments: list[int] | None = None,
