@@ -8,7 +8,7 @@ import platform
 import threading
 import time
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
@@ -44,6 +44,16 @@ class RunResult:
     reused: int
     seconds: float
     interrupted: bool = False  # stopped by Ctrl-C: partial, `harness run --resume` completes it
+    time_split: dict[str, float] = field(default_factory=dict)  # training, conversion, measuring
+
+
+def time_split(training: float, building: float, measuring: float, total: float) -> dict[str, float]:
+    """Where a run's wall time went, in seconds: training models, the rest of the build
+    (data, conversion, quantization statistics, optimisation variants), measuring on the targets,
+    and what is left (storing, reporting)."""
+    split = {"training": training, "conversion": building - training, "measuring": measuring}
+    split["other"] = total - sum(split.values())
+    return {name: round(max(seconds, 0.0), 1) for name, seconds in split.items()}
 
 
 def public_entry(inventory: Inventory, name: str) -> dict[str, Any]:
@@ -123,10 +133,14 @@ class RunRecorder:
             with self._lock:
                 self._set_environment(outcome)
 
-    def finish(self, seconds: float, interrupted: bool = False) -> tuple[pd.DataFrame, Report]:
-        """Write the run time, results.csv and report.md; the tidy frame and the report."""
+    def finish(self, seconds: float, interrupted: bool = False,
+               split: dict[str, float] | None = None) -> tuple[pd.DataFrame, Report]:
+        """Write the run time (and its `split`), results.csv and report.md; the tidy frame and
+        the report."""
         with self._lock:
-            extra = dict(self._meta.extra, interrupted=True) if interrupted else self._meta.extra
+            extra = dict(self._meta.extra, interrupted=True) if interrupted else dict(self._meta.extra)
+            if split:
+                extra["time_split"] = split
             self._meta = dataclasses.replace(self._meta, seconds=round(seconds, 1), extra=extra)
             self.run.write_meta(self._meta)
             frame = self.run.finish()
@@ -192,7 +206,9 @@ def run(suite_path: Path, targets: str | None, inventory_path: Path, out: Path,
             controller={"python": platform.python_version(), "os": platform.platform()},
             inventory={name: public_entry(inventory, name) for name in selected},
             environment=dict(previous.environment) if previous else {}))
+        build_started = time.perf_counter()
         artifacts, builder = build_artifacts(plan, cache, progress, cancel)
+        building = time.perf_counter() - build_started
         log.info("artifacts: %d built, %d reused from cache", builder.built, builder.reused)
         store_artifacts(artifacts.values(), rundir.path.parent.parent)
         # what the plan left out and what the build made or failed to make (a resumed run
@@ -207,18 +223,23 @@ def run(suite_path: Path, targets: str | None, inventory_path: Path, out: Path,
             if target in measuring:
                 progress.advance(measuring[target])
 
+        measure_started = time.perf_counter()
         outcomes = run_plan(plan, inventory, artifacts, rundir.targets_dir, cache, recorder.record,
                             advance, connect=connect, inventory_path=inventory_path,
                             cancel=cancel)
+        measure_seconds = time.perf_counter() - measure_started
         for outcome in outcomes:
             recorder.environment(outcome)
         interrupted = cancel is not None and cancel.is_set()
         if interrupted:
             log.warning("run %s interrupted: finishing it from what was measured", rundir.run_id)
-        frame, report = recorder.finish(time.perf_counter() - started, interrupted)
+        split = time_split(builder.training_seconds, building, measure_seconds,
+                           time.perf_counter() - started)
+        log.info("time: %s", ", ".join(f"{name} {seconds:.1f} s" for name, seconds in split.items()))
+        frame, report = recorder.finish(time.perf_counter() - started, interrupted, split)
     failed = [o.name for o in outcomes if o.failed]
     return RunResult(rundir.path, frame, report, failed, builder.built, builder.reused,
-                     time.perf_counter() - started, interrupted)
+                     time.perf_counter() - started, interrupted, split)
 
 
 def store_artifacts(artifacts: Any, reports: Path) -> int:

@@ -159,6 +159,9 @@ def run(suite: Optional[Path] = typer.Argument(None, help="suite YAML (omit with
     console.print(f"[bold]run stored in[/bold] {result.run_dir}  "
                   f"(artifacts: {result.built} built, {result.reused} reused from cache; "
                   f"{result.seconds:.1f} s)")
+    if result.time_split:
+        console.print("time: " + ", ".join(f"{name} {seconds:.0f} s"
+                                           for name, seconds in result.time_split.items()))
     if result.interrupted:
         _write_html_report(result.run_dir, history or defaults.history_path(out))
         err_console.print(f"[red]interrupted[/red]: the run is incomplete; complete it with: "

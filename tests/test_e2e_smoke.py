@@ -130,3 +130,14 @@ def test_resume_measures_only_what_is_missing(smoke_runs: dict, harness_cache: P
     meta = json.loads((run_dir / "run.json").read_text())
     assert meta["format_version"] == 1 and meta["run_id"] == run_dir.name
     assert meta["environment"]["host"]["cores"] >= 1
+
+
+def test_the_run_says_where_its_time_went(smoke_runs: dict) -> None:
+    """run.json and the terminal split the wall time: training, conversion, measuring, other."""
+    meta = json.loads((smoke_runs["runs"][1] / "run.json").read_text())
+    split = meta["time_split"]
+    assert set(split) == {"training", "conversion", "measuring", "other"}
+    assert split["training"] == 0.0                     # the second run reuses the cached model
+    assert split["measuring"] > 0 and all(seconds >= 0 for seconds in split.values())
+    assert sum(split.values()) == pytest.approx(meta["seconds"], abs=0.5)
+    assert "time: training 0 s, conversion" in smoke_runs["second"].stdout

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -69,6 +70,7 @@ class Builder:
         self.step = step or (lambda message: None)
         self.built = 0
         self.reused = 0
+        self.training_seconds = 0.0  # spent training models (the rest of a build is conversion)
         self.failure_rows: list[dict] = []  # failed build steps that are not an artifact
         self._failed_models: dict[str, str] = {}  # model key -> why its SavedModel is missing
         self._variants: dict[tuple[str, str], Artifact] = {}  # built in this run
@@ -137,7 +139,11 @@ class Builder:
             return path
         workload = self._workload(spec)
         assert workload is not None
-        model = workload.build_model(spec, self.cache)
+        started = time.perf_counter()
+        try:
+            model = workload.build_model(spec, self.cache)
+        finally:
+            self.training_seconds += time.perf_counter() - started
         work = fileio.temp_dir_beside(path)  # unique per writer: concurrent runs never collide
         try:
             model.save(work / path.name)
