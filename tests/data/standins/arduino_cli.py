@@ -95,13 +95,20 @@ def stub_tree(work):
 
 
 def compile_sketch(fqbn, output_dir, sketch):
+    work = tempfile.mkdtemp(prefix="arduino-build-")
+    try:
+        _compile(fqbn, output_dir, sketch, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _compile(fqbn, output_dir, sketch, work):
     if ":".join(fqbn.split(":")[:2]) != CORE:
         fail("Error during build: Platform '%s' not found: platform not installed\n"
              % ":".join(fqbn.split(":")[:2]))
     name = os.path.basename(os.path.normpath(sketch))
     extensions = (".cpp", ".c", ".cc") if NUMBERS >= (0, 35) else (".cpp", ".c")
     sources = sorted(os.path.join(sketch, f) for f in os.listdir(sketch) if f.endswith(extensions))
-    work = tempfile.mkdtemp(prefix="arduino-build-")
     stubs = stub_tree(work)
     build = os.path.join(work, "sketch")
     shutil.copytree(sketch, build)
