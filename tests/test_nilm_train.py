@@ -112,8 +112,11 @@ def test_long_programme_appliances_floor_the_on_power():
     model = build_model("cnn", workload, appliance="washing_machine")
     model.get_layer("power").set_weights([np.zeros((8, 1)), np.zeros(1)])        # regresses 0
     model.get_layer("status").set_weights([np.zeros((8, 1)), np.full(1, np.log(4.0))])  # P = 0.8
-    out = model(np.zeros((1, 31, 1), np.float32)).numpy()[0, 0] * p.max_power_w
+    x = np.zeros((1, 31, 1), np.float32)
+    out = model(x, training=True).numpy()[0, 0] * p.max_power_w     # the smooth training gate
     assert out == pytest.approx(10.0, rel=1e-4)
+    out = model(x).numpy()[0, 0] * p.max_power_w                     # inference: P(on) ≈ 1
+    assert out == pytest.approx(12.5, rel=1e-3)
     plain = build_model("cnn", workload.model_copy(update={"appliances": ["kettle"]}),
                         appliance="kettle")
     assert "power_floor" not in [layer.name for layer in plain.layers]
@@ -140,3 +143,30 @@ def test_transformer_head_sees_the_middle_encoder_tokens():
     np.testing.assert_array_equal(middle, tokens[:, left:left + CENTRE_TOKENS])
     # the head's input: mean token + middle tokens + the window's 33 centre samples
     assert model.get_layer("head").kernel.shape[0] == 8 + CENTRE_TOKENS * 8 + 33
+
+
+@pytest.mark.slow  # builds Keras models (TensorFlow)
+def test_status_gate_is_smooth_while_training_and_sharp_at_inference():
+    """An uncertain "off" (logit -0.5) lets 38 % of the power through while training, 1.8 % at
+    inference (and in the exported model): the status head decides on or off."""
+    import keras
+
+    from harness.workloads.nilm.models import GATE_SHARPNESS, StatusGate, build_model, export_model
+
+    gate = StatusGate()
+    power, logit = np.full((2, 1), 0.5, np.float32), np.array([[-0.5], [2.0]], np.float32)
+    smooth = gate([power, logit], training=True).numpy()
+    sharp = gate([power, logit]).numpy()
+    np.testing.assert_allclose(smooth, 0.5 / (1 + np.exp(-logit)), rtol=1e-5)
+    np.testing.assert_allclose(sharp, 0.5 / (1 + np.exp(-GATE_SHARPNESS * logit)), rtol=1e-5)
+    assert sharp[0, 0] < 0.01 < 0.15 < smooth[0, 0] and sharp[1, 0] > 0.499
+    workload = NilmWorkload(appliances=["kettle"], window=31,
+                            cnn={"filters": [4], "kernel_size": 3, "dense": 8})
+    model = build_model("cnn", workload, appliance="kettle")
+    model.get_layer("power").set_weights([np.zeros((8, 1)), np.full(1, 0.5)])
+    model.get_layer("status").set_weights([np.zeros((8, 1)), np.full(1, -0.5)])
+    exported = export_model(model, 31)
+    out = exported(np.zeros((1, 31, 1), np.float32)).numpy()[0, 0]
+    assert out == pytest.approx(0.5 / (1 + np.exp(4.0)), rel=1e-4)
+    restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(gate))
+    assert isinstance(restored, StatusGate) and restored.sharpness == GATE_SHARPNESS

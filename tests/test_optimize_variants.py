@@ -131,8 +131,8 @@ def test_twin_computes_what_the_export_model_computes(separable, appliance):
 
     from harness.artifacts.keras_weights import named_weights, set_named_weights
     from harness.config.suite import NilmWorkload
-    from harness.workloads.nilm.models import (CENTRE_HALF, build_model, export_model,
-                                               on_power_floor)
+    from harness.workloads.nilm.models import (CENTRE_HALF, GATE_SHARPNESS, build_model,
+                                               export_model, on_power_floor)
     from harness.workloads.nilm.twin import build_cnn_twin
 
     workload = NilmWorkload(**{**TINY_WORKLOAD, "cnn": {**TINY_WORKLOAD["cnn"],
@@ -143,7 +143,8 @@ def test_twin_computes_what_the_export_model_computes(separable, appliance):
     expected = np.concatenate([exported(x[i:i + 1]).numpy() for i in range(3)])
     kwargs = dict(window=workload.window, filters=workload.cnn.filters,
                   kernel_size=workload.cnn.kernel_size, dense=workload.cnn.dense,
-                  separable=separable, floor=on_power_floor(appliance), centre_half=CENTRE_HALF)
+                  separable=separable, floor=on_power_floor(appliance), centre_half=CENTRE_HALF,
+                  gate_sharpness=GATE_SHARPNESS)
     assert (on_power_floor(appliance) > 0) == (appliance == "dishwasher")
     for conv2d in (False, True):
         twin = build_cnn_twin(keras, None, conv2d=conv2d, **kwargs)

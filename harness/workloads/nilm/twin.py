@@ -15,10 +15,13 @@ from typing import Any
 
 def build_cnn_twin(keras_module: Any, batch_size: int | None, *, window: int,
                    filters: list[int], kernel_size: int, dense: int, separable: bool = False,
-                   conv2d: bool = False, floor: float = 0.0, centre_half: int = 16) -> Any:
+                   conv2d: bool = False, floor: float = 0.0, centre_half: int = 16,
+                   gate_sharpness: float = 8.0) -> Any:
     """The export model's function: aggregate window → scaled power gated by P(on); the head
     also sees the window's middle 2 × `centre_half` + 1 samples (models._centre), and the power
-    is floored at `floor` (models.Floor, here as relu(x - floor) + floor: no custom layer)."""
+    is floored at `floor` (models.Floor, here as relu(x - floor) + floor: no custom layer) and
+    gated by sigmoid(`gate_sharpness` × status logit) (models.StatusGate at inference; the
+    fine-tune trains with that gate too)."""
     layers = keras_module.layers
     inputs = keras_module.Input(shape=(window, 1), batch_size=batch_size, name="aggregate")
     half = min(centre_half, window // 2)
@@ -46,6 +49,7 @@ def build_cnn_twin(keras_module: Any, batch_size: int | None, *, window: int,
         power = layers.ReLU(name="floor_relu")(power)
         power = layers.Rescaling(1.0, offset=floor, name="power_floor")(power)
     status = layers.Dense(1, name="status")(hidden)
-    probability = layers.Activation("sigmoid", name="status_probability")(status)
+    sharpened = layers.Rescaling(gate_sharpness, name="status_sharpened")(status)
+    probability = layers.Activation("sigmoid", name="status_probability")(sharpened)
     gated = layers.Multiply(name="gated_power")([power, probability])
     return keras_module.Model(inputs, gated, name="cnn_power")

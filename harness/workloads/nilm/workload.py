@@ -102,7 +102,7 @@ class Nilm:
     def fine_tune(self, spec: ModelSpec, cache: Path) -> FineTune | None:
         """The training windows and their scaled power; the CNN's twin builder (the transformer
         has none: its optimisation variants are not applicable)."""
-        from harness.workloads.nilm.models import CENTRE_HALF, on_power_floor
+        from harness.workloads.nilm.models import CENTRE_HALF, GATE_SHARPNESS, on_power_floor
 
         appliance, arch = self._parts[spec.name]
         if arch != "cnn":
@@ -115,7 +115,7 @@ class Nilm:
                         {"window": self.config.window, "filters": list(cnn.filters),
                          "kernel_size": cnn.kernel_size, "dense": cnn.dense,
                          "separable": cnn.separable, "floor": on_power_floor(appliance),
-                         "centre_half": CENTRE_HALF})
+                         "centre_half": CENTRE_HALF, "gate_sharpness": GATE_SHARPNESS})
 
     # -- data ---------------------------------------------------------------------------------
     def _prepared(self, appliance: str, cache: Path) -> NilmData:
