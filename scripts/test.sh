@@ -3,5 +3,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --test-deps
-# two workers, one per test group (tests/conftest.py: the emulated and remote devices beside the rest)
-exec .venv/bin/pytest -n 2 --dist loadgroup "$@"
+exec .venv/bin/pytest "$@"

@@ -15,20 +15,11 @@ MODEL_BUILDING_FIXTURES = {"tiny_models", "accel_models", "seq2point_int8", "cnn
                            "generic_run", "midpoint_model"}
 
 
-# `scripts/test.sh` runs two pytest-xdist workers (`-n 2 --dist loadgroup`), one per group: the
-# emulated aarch64 device, sshd fleets and lab services (mostly one qemu core, or waiting) beside
-# everything else. Within a group tests run one after the other, as without xdist.
-REMOTE_DIRS = ("ssh", "lab")
-
-
 @pytest.hookimpl(tryfirst=True)   # before `-m` deselects by marker
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    tests = Path(__file__).resolve().parent
     for item in items:
         if MODEL_BUILDING_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
-        folder = Path(item.path).resolve().relative_to(tests).parts[0]
-        item.add_marker(pytest.mark.xdist_group("remote" if folder in REMOTE_DIRS else "local"))
 
 
 @pytest.fixture(scope="session")
