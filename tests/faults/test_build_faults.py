@@ -4,8 +4,8 @@ run, and only a converter's refusal of the model is cached.
 - The converter process is killed (SIGKILL, through the documented test-only hook) while it
   converts w8_a8: that variant's jobs are `build_failed` rows, convert_only is measured, nothing
   is cached for w8_a8, and `--resume` (a clean rerun) rebuilds it and completes the run.
-- The QuantizationDebugger crashes on a real model (XNNPACK cannot prepare it: the NILM CNN
-  untrained, calibrated on random inputs, through the generic workload): one quant_error row says
+- The QuantizationDebugger crashes on a real model (XNNPACK cannot prepare it: a user's
+  seq2point CNN untrained, calibrated on random inputs, through the generic workload): one quant_error row says
   so, the model's other measurements are taken; the crash is not cached, so `--resume` runs the
   debugger again and the run stays consistent.
 """
@@ -27,7 +27,7 @@ pytestmark = pytest.mark.slow
 # session cache, but every variant's .tflite has a new cache key, so it is converted here
 NEW_KEYS = {"measurements": {"quant_error": {"threshold": 0.71, "denylist_variant": True}}}
 # a user's model whose full-integer version the QuantizationDebugger cannot run (XNNPACK fails to
-# prepare): the NILM CNN's architecture untrained, calibrated on random inputs
+# prepare): a seq2point CNN untrained, calibrated on random inputs
 CRASH_SUITE = """\
 name: debugger
 workload:
@@ -45,18 +45,35 @@ measurements:
 """
 
 
-def crash_suite(folder: Path) -> Path:
-    """The suite above, its untrained model (harness.workloads.nilm.models) and random data."""
+def untrained_user_cnn():
+    """A seq2point CNN as a user would write it (conv stack, the window's centre samples beside
+    the features, power gated by a status probability), untrained: a fixed graph, independent of
+    how harness's own NILM models evolve."""
     import keras
+    from keras import layers
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input(shape=(599, 1), batch_size=1, name="aggregate")
+    x = inputs
+    for i in range(2):
+        x = layers.Conv1D(32, 9, padding="same", activation="relu", name=f"conv{i}")(x)
+        x = layers.MaxPooling1D(2, name=f"pool{i}")(x)
+    centre = layers.Flatten()(layers.Cropping1D((283, 283))(inputs))
+    features = layers.Concatenate()([layers.Flatten()(x), centre])
+    hidden = layers.Dense(64, activation="relu", name="head")(features)
+    power = layers.Dense(1, activation="relu", name="power")(hidden)
+    status = layers.Dense(1, name="status")(hidden)
+    gated = layers.Multiply()([power, layers.Activation("sigmoid")(status)])
+    both = layers.Concatenate()([gated, status])
+    return keras.Model(inputs, both[:, 0:1])
+
+
+def crash_suite(folder: Path) -> Path:
+    """The suite above, its untrained model and random data."""
     import numpy as np
 
-    from harness.config.suite import CnnSpec
-    from harness.workloads.nilm.models import build_cnn, export_model
-
     folder.mkdir(parents=True, exist_ok=True)
-    keras.utils.set_random_seed(0)
-    spec = CnnSpec(filters=[32, 32], kernel_size=9, dense=64)
-    export_model(build_cnn(599, spec), 599).save(folder / "untrained_cnn.keras")
+    untrained_user_cnn().save(folder / "untrained_cnn.keras")
     rng = np.random.default_rng(0)
     np.savez(folder / "data.npz", x=rng.standard_normal((64, 599, 1)).astype(np.float32),
              y=rng.standard_normal((64, 1)).astype(np.float32))
