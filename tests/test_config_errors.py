@@ -98,3 +98,18 @@ def test_workload_errors_name_the_field_inside_the_kind(tmp_path: Path) -> None:
     path = _suite(tmp_path, GOOD_SUITE.replace("kind: nilm", "kind: vision"))
     line = _error_line(run_cli("run", str(path), "--targets", "host"))
     assert "workload" in line and "nilm or generic" in line
+
+
+def test_epochs_per_architecture(tmp_path: Path) -> None:
+    """`training.epochs` is one number or one per architecture; a mapping that leaves out an
+    architecture of the suite is an error naming the field."""
+    from harness.config import load_suite
+    from harness.errors import UserError
+
+    text = GOOD_SUITE.replace("training: {epochs: 1,", "training: {epochs: {cnn: 3, transformer: 5},")
+    assert text != GOOD_SUITE
+    training = load_suite(_suite(tmp_path, text)).workload.training
+    assert (training.epochs_for("cnn"), training.epochs_for("transformer")) == (3, 5)
+    text = GOOD_SUITE.replace("training: {epochs: 1,", "training: {epochs: {transformer: 5},")
+    with pytest.raises(UserError, match=r"training\.epochs has no entry for 'cnn'"):
+        load_suite(_suite(tmp_path, text))

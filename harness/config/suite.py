@@ -43,8 +43,13 @@ class Dataset(Strict):
         return self
 
 
+Epochs = Annotated[int, Field(ge=1)]
+
+
 class Training(Strict):
-    epochs: int = Field(16, ge=1)
+    epochs: Epochs | dict[Architecture, Epochs] = Field(
+        16, description="training epochs (early stopping may end sooner); a mapping gives each "
+                        "architecture its own, e.g. {cnn: 10, transformer: 16}")
     batch_size: int = Field(64, ge=1)
     learning_rate: float = Field(1e-3, gt=0)
     patience: int = Field(4, ge=1)
@@ -55,6 +60,15 @@ class Training(Strict):
                                description="share of training windows with the appliance on")
     calibration_windows: int = Field(200, ge=2, description="balanced representative dataset")
     seed: int = 0
+
+    def epochs_for(self, arch: str) -> int:
+        """The epoch budget of architecture `arch` (ValueError naming the field if unset)."""
+        if isinstance(self.epochs, int):
+            return self.epochs
+        if arch not in self.epochs:
+            raise ValueError(f"training.epochs has no entry for {arch!r}: give every "
+                             f"architecture of the suite one, or one number")
+        return self.epochs[arch]
 
 
 class Evaluation(Strict):
@@ -135,6 +149,12 @@ class NilmWorkload(Strict):
     evaluation: Evaluation = Evaluation()
     cnn: CnnSpec = CnnSpec()
     transformer: TransformerSpec = TransformerSpec()
+
+    @model_validator(mode="after")
+    def _epochs_per_architecture(self) -> "NilmWorkload":
+        for arch in self.architectures:
+            self.training.epochs_for(arch)   # a mapping must name every architecture
+        return self
 
 
 class GenericWorkload(Strict):

@@ -64,9 +64,9 @@ def train(workload: NilmWorkload, appliance: str, arch: str, data: NilmData,
         monitor="val_loss", patience=training.patience, restore_best_weights=True)]
     if progress is not None:
         def report(epoch: int, logs: dict | None) -> None:
-            progress(epoch + 1, training.epochs, dict(logs or {}))
+            progress(epoch + 1, training.epochs_for(arch), dict(logs or {}))
         callbacks.append(keras.callbacks.LambdaCallback(on_epoch_end=report))
     model.fit(data.train.x, targets(data.train), batch_size=training.batch_size,
-              epochs=training.epochs, validation_data=(data.val.x, targets(data.val)),
+              epochs=training.epochs_for(arch), validation_data=(data.val.x, targets(data.val)),
               callbacks=callbacks, shuffle=True, verbose=0)
     return model

@@ -180,7 +180,7 @@ class Nilm:
         config = self._config(spec)
         model = train(config, appliance, arch, data, progress=epoch_done)
         write_json(self._training_file(spec, cache), {
-            "epochs_run": len(val_losses), "epochs_max": config.training.epochs,
+            "epochs_run": len(val_losses), "epochs_max": config.training.epochs_for(arch),
             "best_epoch": int(np.nanargmin(val_losses)) + 1 if val_losses else None,
             "train_windows": int(len(data.train.x))})
         inference = build_model(arch, config, appliance=appliance)  # no loss/optimizer
