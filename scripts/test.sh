@@ -19,7 +19,6 @@ if [ "${HARNESS_TEST_SERIAL:-0}" = 1 ]; then
 fi
 
 log=$(mktemp -t harness-tests-remote.XXXXXX)
-trap 'rm -f "$log"' EXIT
 .venv/bin/pytest "$@" "${REMOTE[@]}" >"$log" 2>&1 &
 remote=$!
 trap 'kill "$remote" 2>/dev/null || true; rm -f "$log"' EXIT INT TERM

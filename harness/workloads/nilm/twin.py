@@ -15,13 +15,14 @@ from typing import Any
 
 def build_cnn_twin(keras_module: Any, batch_size: int | None, *, window: int,
                    filters: list[int], kernel_size: int, dense: int, separable: bool = False,
-                   conv2d: bool = False, floor: float = 0.0, centre_half: int = 16,
-                   gate_sharpness: float = 8.0) -> Any:
-    """The export model's function: aggregate window → scaled power gated by P(on); the head
-    also sees the window's middle 2 × `centre_half` + 1 samples (models._centre), and the power
-    is floored at `floor` (models.Floor, here as relu(x - floor) + floor: no custom layer) and
-    gated by sigmoid(`gate_sharpness` × status logit) (models.StatusGate at inference; the
-    fine-tune trains with that gate too)."""
+                   centre_half: int, gate_sharpness: float, conv2d: bool = False,
+                   floor: float = 0.0) -> Any:
+    """The export model's function: aggregate window → scaled power gated by P(on). The head
+    also sees the window's middle 2 × `centre_half` + 1 samples (models._centre), the power is
+    floored at `floor` (models.Floor, here as relu(x - floor) + floor: no custom layer) and gated
+    by sigmoid(`gate_sharpness` × status logit) (models.StatusGate at inference; the fine-tune
+    trains with that gate too). `centre_half` and `gate_sharpness` are models.CENTRE_HALF and
+    models.GATE_SHARPNESS, passed in: this module imports no Keras of its own."""
     layers = keras_module.layers
     inputs = keras_module.Input(shape=(window, 1), batch_size=batch_size, name="aggregate")
     half = min(centre_half, window // 2)
