@@ -5,8 +5,10 @@ from __future__ import annotations
 import dataclasses
 import logging
 import platform
+import sys
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +26,7 @@ from harness.plan import Job, Plan, make_plan
 from harness.report import markdown
 from harness.report.model import Report, build_report
 from harness.results.rundir import COMPARE_CSV, LOG_FILE, RunDir, RunMeta
+from harness.workloads import ModelSpec
 
 if TYPE_CHECKING:
     from harness.report.html import HistoryData
@@ -50,7 +53,8 @@ class RunResult:
 def time_split(training: float, building: float, measuring: float, total: float) -> dict[str, float]:
     """Where a run's wall time went, in seconds: training models, the rest of the build
     (data, conversion, quantization statistics, optimisation variants), measuring on the targets,
-    and what is left (storing, reporting)."""
+    and what is left (storing, reporting). Conversions that ran while a model trained
+    (`build_artifacts`) are inside the training time: `conversion` is what they added."""
     split = {"training": training, "conversion": building - training, "measuring": measuring}
     split["other"] = total - sum(split.values())
     return {name: round(max(seconds, 0.0), 1) for name, seconds in split.items()}
@@ -83,26 +87,58 @@ def _log_to(path: Path, capture_output: bool = False) -> Iterator[None]:
 def build_artifacts(plan: Plan, cache: Path, progress: Any = None,
                     cancel: threading.Event | None = None) -> tuple[dict, Builder]:
     """Build (or reuse) every artifact the plan needs (until `cancel` is set); the progress task
-    counts artifacts."""
+    counts artifacts.
+
+    Models are trained one after the other in this thread; each trained model's conversions
+    (which run in the converter process) go on in a second thread while the next model trains,
+    when the suite allows it (`Builder.converts_apart`).
+    """
     builder = Builder(plan.suite, plan.suite_path, cache)
     total = sum(len(variants_for(spec, plan.suite)) for spec in plan.models)
     task = progress.add_task("building artifacts", total=total, unit="artifacts") \
         if progress else None
     if progress:
         builder.step = lambda message: progress.update(task, description=message)
+
+    def build(spec: ModelSpec) -> list[Artifact]:
+        built = builder.build(spec)
+        if progress:
+            progress.update(task, advance=len(built), description="building artifacts")
+        return built
+
+    pending: list[Future] = []
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="convert") as converting:
+        try:
+            for spec in plan.models:
+                if cancel is not None and cancel.is_set():
+                    break
+                for future in pending:  # a harness error while converting ends the build now
+                    if future.done() and future.exception() is not None:
+                        future.result()
+                builder.prepare(spec)
+                if builder.converts_apart:
+                    pending.append(converting.submit(build, spec))
+                else:
+                    pending.append(_done(build(spec)))
+        finally:
+            if sys.exc_info()[0] is not None or (cancel is not None and cancel.is_set()):
+                for future in pending:  # conversions not started yet are dropped
+                    future.cancel()
+            wait(pending)
+            builder.close()
     artifacts: dict[tuple[str, str], Artifact] = {}
-    try:
-        for spec in plan.models:
-            if cancel is not None and cancel.is_set():
-                break
-            built = builder.build(spec)
-            for artifact in built:
+    for future in pending:
+        if not future.cancelled():
+            for artifact in future.result():
                 artifacts[(artifact.model, artifact.variant)] = artifact
-            if progress:
-                progress.update(task, advance=len(built), description="building artifacts")
-    finally:
-        builder.close()
     return artifacts, builder
+
+
+def _done(value: Any) -> Future:
+    """A future that already holds `value`."""
+    future: Future = Future()
+    future.set_result(value)
+    return future
 
 
 class RunRecorder:

@@ -117,13 +117,19 @@ def quantized(detail: dict, x: Any) -> Any:
     """Float `x` shaped and typed for the tensor `detail` (quantized when it is integer)."""
     import numpy as np
 
+    return typed(detail, np.asarray(x, dtype=np.float32).reshape(detail["shape"]))
+
+
+def typed(detail: dict, x: Any) -> Any:
+    """Float array `x` (any shape) in the dtype of the tensor `detail`, quantized when integer."""
+    import numpy as np
+
     dtype = detail["dtype"]
-    x = np.asarray(x, dtype=np.float32).reshape(detail["shape"])
     if np.dtype(dtype).name in INTEGER_DTYPES:
         scale, zero = detail["quantization"]
         info = np.iinfo(dtype)
-        x = np.clip(np.round(x / scale + zero), info.min, info.max)
-    return x.astype(dtype)
+        x = np.clip(np.round(np.asarray(x, dtype=np.float32) / scale + zero), info.min, info.max)
+    return np.asarray(x).astype(dtype)
 
 
 class TFLiteModel:
@@ -152,6 +158,11 @@ class TFLiteModel:
         self.invoke = self.interp.invoke  # the interpreter's own method: nothing added to a sample
         self.input = self.interp.get_input_details()[0]
         self.output = self.interp.get_output_details()[0]
+        import numpy as np
+
+        self._output_index = self.output["index"]
+        integer = np.dtype(self.output["dtype"]).name in INTEGER_DTYPES
+        self._output_quantization = self.output["quantization"] if integer else None
         try:
             ops = self.interp._get_ops_details()
         except AttributeError:  # very old runtimes
@@ -163,15 +174,25 @@ class TFLiteModel:
         """Set the (float) input, quantizing it when the model has integer input."""
         self.interp.set_tensor(self.input["index"], quantized(self.input, x))
 
-    def output_value(self) -> Any:
-        """The output as float (dequantized when integer)."""
+    def typed(self, x: Any) -> Any:
+        """Float data (e.g. a whole series) in the input's dtype, quantized once for all windows."""
         import numpy as np
 
-        y = self.interp.get_tensor(self.output["index"]).astype(np.float32)
-        if np.dtype(self.output["dtype"]).name in INTEGER_DTYPES:
-            scale, zero = self.output["quantization"]
-            y = (y - zero) * scale
-        return y
+        return typed(self.input, np.nan_to_num(np.asarray(x, dtype=np.float32)))
+
+    def set_typed_input(self, x: Any) -> None:
+        """Set input data already in the input's dtype (`typed`): no conversion per call."""
+        self.interp.set_tensor(self.input["index"], x.reshape(self.input["shape"]))
+
+    def output_value(self) -> Any:
+        """The output as float32 (dequantized when integer)."""
+        import numpy as np
+
+        y = self.interp.get_tensor(self._output_index)
+        if self._output_quantization is not None:
+            scale, zero = self._output_quantization
+            return (y.astype(np.float32) - zero) * scale
+        return y if y.dtype == np.float32 else y.astype(np.float32)
 
 
 def load_delegate(module: Any, library: str, options: Optional[dict]) -> Any:
@@ -252,6 +273,7 @@ class Backend:
     name = ""
     version = ""
     profiles = False  # can run op-split profiling (`measure.profile`)
+    parallel_outputs = True  # several interpreters of one model may run at once (CPU only)
 
     def thread_counts(self, requested: List[int]) -> List[int]:
         """The thread counts this backend measures, from the job's list."""
@@ -283,6 +305,7 @@ class DelegateBackend(TFLiteBackend):
 
     kind = "delegate"
     profiles = False
+    parallel_outputs = False  # one accelerator: a second interpreter would queue or fail
 
     def __init__(self, preferred: Optional[str], spec: dict) -> None:
         if not isinstance(spec, dict) or not spec.get("library"):

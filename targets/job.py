@@ -29,7 +29,7 @@ from typing import IO, Any, Callable, Dict, List, Optional
 from backends import Backend, open_backend
 from environment import environment
 from measure import (loop_rate, measure_latency, peak_rss_kb, run_outputs,
-                     run_series_outputs)
+                     run_series_outputs, series_workers)
 from runner_error import RunnerError
 
 SCHEMA_VERSION = 1
@@ -121,8 +121,12 @@ def run_job(job: dict, base: Path, backend_kind: Optional[str] = None) -> Dict[s
         out_rel = f"results/{job['job_id']}.outputs.npy"
         spec = measure["outputs"]
         if spec.get("series"):
+            workers = series_workers(spec.get("workers")) if backend.parallel_outputs else 1
+            copies = [load(threads[0]) for _ in range(workers - 1)]
             outputs, result["series_outputs"] = run_series_outputs(
-                first, base / spec["series"], int(spec["window"]), spec.get("max_seconds"))
+                [first] + copies, base / spec["series"], int(spec["window"]),
+                spec.get("max_seconds"))
+            del copies
         else:
             outputs = run_outputs(first, base / spec["inputs"])
         if outputs is not None:

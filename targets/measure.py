@@ -7,9 +7,11 @@ samples in µs plus a summary. Standard library + numpy only.
 
 from __future__ import annotations
 
+import os
 import random
 import resource
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
@@ -102,47 +104,83 @@ def window_starts(series: Any, window: int) -> Any:
     return starts[bad[starts + window] - bad[starts] == 0]
 
 
-def run_series_outputs(model: Any, series_path: Path, window: int,
+def run_series_outputs(models: List[Any], series_path: Path, window: int,
                        max_seconds: Optional[float] = None,
-                       probe_seconds: float = 0.5) -> Tuple[Any, Dict[str, Any]]:
+                       probe_seconds: float = 0.25) -> Tuple[Any, Dict[str, Any]]:
     """Slide a `window`-sample window over a 1-D .npy series, one prediction per start.
 
     NaN samples separate spans (one per house): no window crosses one. The first predictions
-    (up to `probe_seconds`, at least one) time the loop; when the whole series would take longer
-    than `max_seconds`, the rest is not run. Returns (outputs or None, stats): stats has
-    predictions, seconds, predictions_per_second, estimated_seconds and `refused` (a message,
-    or None when every prediction ran).
+    (up to `probe_seconds`, at least one, on `models[0]`) time the loop; when the whole series
+    would take longer than `max_seconds` at that rate, the rest is not run. The rest is cut into
+    one contiguous chunk per model (interpreters of the same file), run in parallel threads: the
+    runtime releases the GIL while it invokes. Returns (outputs or None, stats): stats has
+    predictions, workers, seconds, predictions_per_second (all workers), estimated_seconds (one
+    worker) and `refused` (a message, or None when every prediction ran).
     """
     import numpy as np
 
     series = np.load(str(series_path)).astype(np.float32).reshape(-1)
     starts = window_starts(series, window)
-    out = np.empty((len(starts),) + tuple(model.output["shape"][1:]), dtype=np.float32)
-    stats = {"predictions": len(starts), "window": window, "threads": model.threads,
-             "seconds": 0.0, "predictions_per_second": None, "estimated_seconds": None,
-             "max_seconds": max_seconds, "refused": None}  # type: Dict[str, Any]
+    first = models[0]
+    out = np.empty((len(starts),) + tuple(first.output["shape"][1:]), dtype=np.float32)
+    stats = {"predictions": len(starts), "window": window, "threads": first.threads,
+             "workers": len(models), "seconds": 0.0, "predictions_per_second": None,
+             "estimated_seconds": None, "max_seconds": max_seconds,
+             "refused": None}  # type: Dict[str, Any]
     started = time.perf_counter()
-    for i, start in enumerate(starts):
-        model.set_input(series[start:start + window])
-        model.invoke()
-        out[i] = model.output_value()[0]
-        if stats["estimated_seconds"] is None:
-            elapsed = time.perf_counter() - started
-            if elapsed >= probe_seconds or i + 1 == len(starts):
-                stats["estimated_seconds"] = round(elapsed / (i + 1) * len(starts), 3)
-                if max_seconds is not None and stats["estimated_seconds"] > max_seconds:
-                    stats["refused"] = (
-                        "{} predictions at {:.1f}/s would take ~{:.0f} s, over the limit of "
-                        "{:g} s: shorten the span (evaluation.days) or raise "
-                        "evaluation.max_seconds".format(len(starts), (i + 1) / elapsed,
-                                                        stats["estimated_seconds"], max_seconds))
-                    stats["seconds"] = round(elapsed, 6)
-                    stats["predictions_per_second"] = round((i + 1) / elapsed, 3)
-                    return None, stats
+    probed = 0
+    while probed < len(starts):
+        _predict(first, series, starts, out, window, probed, probed + 1)
+        probed += 1
+        if time.perf_counter() - started >= probe_seconds:
+            break
+    elapsed = time.perf_counter() - started
+    stats["estimated_seconds"] = round(elapsed / max(probed, 1) * len(starts), 3)
+    if max_seconds is not None and stats["estimated_seconds"] > max_seconds:
+        stats["refused"] = (
+            "{} predictions at {:.1f}/s would take ~{:.0f} s, over the limit of {:g} s: shorten "
+            "the span (evaluation.days) or raise evaluation.max_seconds".format(
+                len(starts), probed / elapsed, stats["estimated_seconds"], max_seconds))
+        stats["seconds"] = round(elapsed, 6)
+        stats["predictions_per_second"] = round(probed / elapsed, 3)
+        return None, stats
+    bounds = [probed + (len(starts) - probed) * k // len(models) for k in range(len(models) + 1)]
+    with ThreadPoolExecutor(max_workers=len(models)) as pool:
+        chunks = [pool.submit(_predict, model, series, starts, out, window, low, high)
+                  for model, low, high in zip(models, bounds, bounds[1:])]
+        for chunk in chunks:
+            chunk.result()  # re-raises a worker's error
     elapsed = time.perf_counter() - started
     stats["seconds"] = round(elapsed, 6)
     stats["predictions_per_second"] = round(len(starts) / elapsed, 3) if elapsed > 0 else None
     return out, stats
+
+
+def _predict(model: Any, series: Any, starts: Any, out: Any, window: int, low: int,
+             high: int) -> None:
+    """out[i] = the model's output for the window at starts[i], for low <= i < high (a model
+    that can type its input once, `typed`, gets the series converted once, not per window)."""
+    if hasattr(model, "typed"):
+        data, set_input = model.typed(series), model.set_typed_input
+    else:
+        data, set_input = series, model.set_input
+    invoke, output_value = model.invoke, model.output_value
+    for i in range(low, high):
+        start = starts[i]
+        set_input(data[start:start + window])
+        invoke()
+        out[i] = output_value()[0]
+
+
+def series_workers(requested: Optional[int]) -> int:
+    """Interpreters for a series: `requested`, else one per CPU this process may use (≤ 4)."""
+    if requested:
+        return max(1, int(requested))
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, 4))
 
 
 def loop_rate(model: Any, spec: dict, seed: int = 0) -> Dict[str, Any]:

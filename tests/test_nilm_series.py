@@ -66,6 +66,21 @@ def test_window_slides_over_every_sample_and_never_across_a_house(midpoint_model
     assert stats["predictions_per_second"] > 0 and stats["seconds"] > 0
 
 
+def test_parallel_interpreters_keep_every_prediction_in_place(midpoint_model, tmp_path):
+    """Three interpreters share a series with a house boundary: the chunks meet without a gap
+    or an overlap, and every output is its own window's."""
+    rng = np.random.default_rng(1)
+    house_a, house_b = rng.standard_normal(2000), rng.standard_normal(1500)
+    series = np.concatenate([house_a, [np.nan], house_b])
+    result = _run(tmp_path, midpoint_model, series, workers=3)
+    outputs = np.load(tmp_path / result["outputs"]).reshape(-1)
+    half = WINDOW // 2
+    expected = np.concatenate([house_a[half:2000 - half], house_b[half:1500 - half]])
+    np.testing.assert_allclose(outputs, expected, rtol=1e-6)
+    stats = result["series_outputs"]
+    assert stats["workers"] == 3 and stats["predictions"] == len(expected)
+
+
 def test_span_over_the_limit_is_refused_with_a_clear_message(midpoint_model, tmp_path):
     series = np.zeros(5000)
     result = _run(tmp_path, midpoint_model, series, max_seconds=1e-6)

@@ -62,6 +62,30 @@ def test_rmse_scale_matches_fixture_arithmetic():
 
 
 @pytest.mark.slow
+def test_full_integer_power_has_its_own_scale(tiny, tmp_path):
+    """The exported output is the status gate's product, not a column of [power, logit]: in
+    w8_a8 the tensor the output is dequantized from comes from the gate's MUL, so the power keeps
+    an int8 scale of its own (a shared one, set by the logit's range, made the washing machine's
+    step 240 W)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from harness.artifacts.convert import convert, converter_factory, export_batch1
+    from harness.workloads.nilm.models import build_model, export_model
+
+    workload, data = tiny
+    export_model(build_model("cnn", workload), workload.window).save(tmp_path / "m.keras")
+    saved = export_batch1(tmp_path / "m.keras", tmp_path / "saved", None)
+    model = convert(converter_factory(saved), "w8_a8", np.asarray(data.representative))
+    interpreter = Interpreter(model_content=model)
+    interpreter.allocate_tensors()
+    ops = interpreter._get_ops_details()
+    producer = {tensor: op["op_name"] for op in ops for tensor in op["outputs"]}
+    output = interpreter.get_output_details()[0]["index"]
+    last = next(op for op in ops if output in op["outputs"])
+    assert last["op_name"] == "DEQUANTIZE" and producer[last["inputs"][0]] == "MUL"
+
+
+@pytest.mark.slow
 def test_quantization_debugger_on_trained_model(tiny):
     import tensorflow as tf
     from ai_edge_litert.interpreter import Interpreter
@@ -106,17 +130,18 @@ def test_long_programme_appliances_floor_the_on_power():
 
     assert on_power_floor("kettle") == on_power_floor("microwave") == on_power_floor(None) == 0.0
     p = params("washing_machine")
-    assert on_power_floor("washing_machine") == pytest.approx(1.25 * 10 / 2500)
+    assert on_power_floor("washing_machine") == pytest.approx((10 + 1.5 * 2500 / 255) / 2500)
     workload = NilmWorkload(appliances=["washing_machine"], window=31,
                             cnn={"filters": [4], "kernel_size": 3, "dense": 8})
     model = build_model("cnn", workload, appliance="washing_machine")
     model.get_layer("power").set_weights([np.zeros((8, 1)), np.zeros(1)])        # regresses 0
     model.get_layer("status").set_weights([np.zeros((8, 1)), np.full(1, np.log(4.0))])  # P = 0.8
     x = np.zeros((1, 31, 1), np.float32)
+    floor_w = 10 + 1.5 * 2500 / 255                                  # 24.7 W
     out = model(x, training=True).numpy()[0, 0] * p.max_power_w     # the smooth training gate
-    assert out == pytest.approx(10.0, rel=1e-4)
+    assert out == pytest.approx(0.8 * floor_w, rel=1e-4) and out > 10
     out = model(x).numpy()[0, 0] * p.max_power_w                     # inference: P(on) ≈ 1
-    assert out == pytest.approx(12.5, rel=1e-3)
+    assert out == pytest.approx(floor_w, rel=1e-3)
     plain = build_model("cnn", workload.model_copy(update={"appliances": ["kettle"]}),
                         appliance="kettle")
     assert "power_floor" not in [layer.name for layer in plain.layers]

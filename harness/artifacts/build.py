@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -75,10 +76,37 @@ class Builder:
         self._failed_models: dict[str, str] = {}  # model key -> why its SavedModel is missing
         self._variants: dict[tuple[str, str], Artifact] = {}  # built in this run
         self._converter: Any = None
+        self._evaluations: dict[str, Any] = {}  # model name -> its evaluation data
+        self._calibrations: dict[str, np.ndarray | None] = {}  # model name -> calibration data
+        self._counting = threading.Lock()  # `prepare` and `build` may run in two threads
         self.workload: Workload | None = open_workload(suite, suite_path,
                                                        lambda message: self.step(message))
 
+    @property
+    def converts_apart(self) -> bool:
+        """True when, after `prepare`, a model's `build` runs only in the converter process (no
+        TensorFlow or workload code in this one), so it may overlap the next model's `prepare`.
+        Optimisation variants fine-tune in this process: a suite with any builds in sequence."""
+        return all(parse_variant(variant).plain for variant in self.suite.variants)
+
     # -- public -------------------------------------------------------------------------------
+    def prepare(self, spec: ModelSpec) -> None:
+        """The part of a model's build that runs in this process: its evaluation and calibration
+        data and, when a variant is still to convert, training and the SavedModel export. A failed
+        step is recorded (`build` reports it for every variant)."""
+        self._evaluation(spec)
+        if spec.file is not None and spec.file.suffix == ".tflite":
+            return
+        model_key = self._model_key(spec)
+        if all(self._cached(spec, model_key, variant)
+               for variant in variants_for(spec, self.suite)):
+            return
+        self._calibration(spec)
+        try:
+            self._saved_model(spec, model_key)
+        except StepFailed:
+            pass  # recorded in _failed_models: every variant of the model reports it
+
     def build(self, spec: ModelSpec) -> list[Artifact]:
         """All variants of one model (a variant that could not be built is an Artifact with
         `error`; a failed measurement step is a row in `failure_rows`)."""
@@ -96,6 +124,11 @@ class Builder:
             artifact.eval = evaldata
         return artifacts
 
+    def _count(self, built: int = 0, reused: int = 0) -> None:
+        with self._counting:
+            self.built += built
+            self.reused += reused
+
     def close(self) -> None:
         """Stop the converter process, if one was started."""
         if self._converter is not None:
@@ -109,16 +142,19 @@ class Builder:
 
     def _evaluation(self, spec: ModelSpec) -> Any:
         """The workload's evaluation data; a failed step is an accuracy failure row."""
+        if spec.name in self._evaluations:
+            return self._evaluations[spec.name]
         workload = self._workload(spec)
-        if workload is None:
-            return None
-        try:
-            return workload.evaluation(spec, self.cache)
-        except HarnessError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - a crashed step is a row; the rest goes on
-            self._failed("accuracy", spec.name, None, "evaluation data", exc)
-            return None
+        evaldata = None
+        if workload is not None:
+            try:
+                evaldata = workload.evaluation(spec, self.cache)
+            except HarnessError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - a crashed step is a row; the rest goes on
+                self._failed("accuracy", spec.name, None, "evaluation data", exc)
+        self._evaluations[spec.name] = evaldata
+        return evaldata
 
     def _model_key(self, spec: ModelSpec) -> str:
         workload = self._workload(spec)
@@ -150,7 +186,7 @@ class Builder:
             (work / path.name).replace(path)
         finally:
             shutil.rmtree(work, ignore_errors=True)
-        self.built += 1
+        self._count(built=1)
         return path
 
     def _saved_model(self, spec: ModelSpec, model_key: str) -> Path:
@@ -179,8 +215,11 @@ class Builder:
             raise StepFailed(self._failed_models[model_key]) from exc
 
     def _calibration(self, spec: ModelSpec) -> np.ndarray | None:
-        workload = self._workload(spec)
-        return workload.calibration(spec, self.cache) if workload is not None else None
+        if spec.name not in self._calibrations:
+            workload = self._workload(spec)
+            self._calibrations[spec.name] = workload.calibration(spec, self.cache) \
+                if workload is not None else None
+        return self._calibrations[spec.name]
 
     def _run(self, task: str, saved: Path, variant: str, representative: np.ndarray | None,
              extra: Any = None) -> Any:
@@ -198,26 +237,41 @@ class Builder:
             self._variants[(model_key, variant)] = self._build_variant(spec, model_key, variant)
         return self._variants[(model_key, variant)]
 
-    def _build_variant(self, spec: ModelSpec, model_key: str, variant: str) -> Artifact:
+    def _files(self, spec: ModelSpec, model_key: str, variant: str) -> tuple[Path, Path, Path]:
+        """The cache files of one variant: (.tflite, the converter's refusal, its quantization
+        statistics)."""
         quant = self.suite.measurements.quant_error
-        debug = quant is not None and variant in FULL_INTEGER and spec.workload is not None
         key = key_of("tflite", model_key, variant, code_version("artifacts/convert.py"),
                      code_version("artifacts/quant_debug.py"), quant and quant.model_dump(),
                      package_version("tensorflow-cpu", "tensorflow"))
-        plan = parse_variant(variant.removesuffix(DENYLIST_SUFFIX))
-        if not plan.plain:  # an optimisation variant (harness/artifacts/optimized.py)
-            from harness.artifacts.optimized import cache_parts
+        if not parse_variant(variant.removesuffix(DENYLIST_SUFFIX)).plain:
+            from harness.artifacts.optimized import cache_parts  # an optimisation variant
 
             key = key_of(key, cache_parts(self))
-        path = self.cache / "tflite" / f"{key}.tflite"
-        failure = self.cache / "tflite" / f"{key}.failed.json"
-        stats = self.cache / "tflite" / f"{key}.quant_debug.csv"
-        if failure.is_file() or (path.is_file() and (stats.is_file() or not debug)):
-            self.reused += 1
+        folder = self.cache / "tflite"
+        return (folder / f"{key}.tflite", folder / f"{key}.failed.json",
+                folder / f"{key}.quant_debug.csv")
+
+    def _debugged(self, spec: ModelSpec, variant: str) -> bool:
+        """Whether the variant gets the QuantizationDebugger's statistics."""
+        return (self.suite.measurements.quant_error is not None and variant in FULL_INTEGER
+                and spec.workload is not None)
+
+    def _cached(self, spec: ModelSpec, model_key: str, variant: str) -> bool:
+        path, failure, stats = self._files(spec, model_key, variant)
+        return failure.is_file() or (path.is_file() and
+                                     (stats.is_file() or not self._debugged(spec, variant)))
+
+    def _build_variant(self, spec: ModelSpec, model_key: str, variant: str) -> Artifact:
+        debug = self._debugged(spec, variant)
+        plan = parse_variant(variant.removesuffix(DENYLIST_SUFFIX))
+        path, failure, stats = self._files(spec, model_key, variant)
+        if self._cached(spec, model_key, variant):
+            self._count(reused=1)
             return self._finish(spec, variant, path, failure, stats, cached=True)
         from harness.artifacts.convert import ConversionError
 
-        self.built += 1
+        self._count(built=1)
         try:
             if not plan.plain:
                 from harness.artifacts.optimized import build_optimized
@@ -312,7 +366,7 @@ class Builder:
 
     def _file_artifact(self, spec: ModelSpec) -> Artifact:
         assert spec.file is not None
-        self.reused += 1
+        self._count(reused=1)
         return _tflite_artifact(spec.name, AS_IS, spec.file, cached=True)
 
 

@@ -114,5 +114,5 @@ def _pruned(builder: "Builder", spec: ModelSpec, keras_path: Path, model_key: st
             (work / path.name).replace(path)
         finally:
             shutil.rmtree(work, ignore_errors=True)
-        builder.built += 1
+        builder._count(built=1)
     return path, key

@@ -234,8 +234,10 @@ def series_output_rows(result: dict, fields: dict[str, Any]) -> Rows:
     if stats.get("refused"):
         return [make_row(**common, metric="status", status="skipped", error_kind="eval_too_long",
                          message=stats["refused"], n=stats.get("predictions"))]
+    workers = stats.get("workers") or 1
     return [make_row(**common, metric="predictions_per_s", value=stats["predictions_per_second"],
-                     unit="1/s", n=stats["predictions"]),
+                     unit="1/s", n=stats["predictions"],
+                     hint=f"{workers} interpreters in parallel" if workers > 1 else None),
             make_row(**common, metric="eval_s", value=stats["seconds"], unit="s",
                      n=stats["predictions"])]
 

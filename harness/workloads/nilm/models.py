@@ -107,21 +107,24 @@ class StatusGate(layers.Layer):
 
 
 def on_power_floor(appliance: str | None) -> float:
-    """Scaled lower bound of the power an on-status stands for: 1.25 × the on-threshold for the
-    appliances whose runs must last 30 min (dishwasher, washing machine), else 0.
+    """Scaled lower bound of the power an on-status stands for, for the appliances whose runs
+    must last 30 min (dishwasher, washing machine), else 0: the on-threshold plus one and a half
+    int8 steps of the output (max power / 255), so that the floor stays over the threshold in a
+    full-integer model too (with the output's int8 step of 2500 W / 255 = 9.8 W, the earlier
+    floor of 1.25 × 10 W rounds to one step, 9.8 W: under the threshold).
 
     Their programmes have long low-power phases (pump, tumbling) a few W above the 10-W
     threshold; a regression that undershoots there by a few W breaks the run into pieces shorter
     than the minimum on-time, all dropped. With the floor, power = P(on) × max(power, floor) is
-    over the threshold wherever the status head says on (P ≥ 0.8: logit ≥ 0.17 through the sharp
-    inference gate), whatever the regression says.
+    over the threshold wherever the status head says on (P ≥ 0.41 through the sharp inference
+    gate), whatever the regression says.
     """
     from harness.workloads.nilm.appliances import params
 
     if appliance is None or params(appliance).min_on_s < 1800:
         return 0.0
     p = params(appliance)
-    return 1.25 * p.on_threshold_w / p.max_power_w
+    return (p.on_threshold_w + 1.5 * p.max_power_w / 255) / p.max_power_w
 
 
 CENTRE_HALF = 16  # the head also sees the window's middle 2 × 16 + 1 samples as they are
@@ -232,13 +235,16 @@ def build_model(arch: str, workload: NilmWorkload, batch_size: int | None = None
 def export_model(model: keras.Model, window: int) -> keras.Model:
     """Artifact model sharing `model`'s weights: input (1, window, 1) → scaled power (1, 1).
 
-    A single-output model (a reference preset) is exported as it is, at batch 1 (no slice op).
+    The output is the gated power layer itself, not column 0 of the [power, logit]
+    concatenation: in a full-integer model a concatenation has one quantization scale, and the
+    logit's range made the power's int8 step a tenth of the maximum power (240 W for the washing
+    machine, whose on-threshold is 10 W: w8_a8 F1 0). A single-output model (a reference preset)
+    is exported as it is, at batch 1.
     """
+    if model.outputs[0].shape[-1] != 1:
+        model = keras.Model(model.inputs, model.get_layer("gated_power").output, name=model.name)
     inputs = keras.Input(shape=(window, 1), batch_size=1, name="aggregate")
-    outputs = model(inputs)
-    if outputs.shape[-1] != 1:
-        outputs = outputs[:, POWER:POWER + 1]
-    return keras.Model(inputs, outputs, name=f"{model.name}_power")
+    return keras.Model(inputs, model(inputs), name=f"{model.name}_power")
 
 
 def predict_power_w(model: keras.Model, x: np.ndarray, appliance: str,
