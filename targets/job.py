@@ -121,7 +121,9 @@ def run_job(job: dict, base: Path, backend_kind: Optional[str] = None) -> Dict[s
         out_rel = f"results/{job['job_id']}.outputs.npy"
         spec = measure["outputs"]
         if spec.get("series"):
-            workers = series_workers(spec.get("workers")) if backend.parallel_outputs else 1
+            # interpreters side by side, when the model runs on one CPU thread
+            parallel = backend.parallel_outputs and first.threads == 1
+            workers = series_workers(spec.get("workers")) if parallel else 1
             copies = [load(threads[0]) for _ in range(workers - 1)]
             outputs, result["series_outputs"] = run_series_outputs(
                 [first] + copies, base / spec["series"], int(spec["window"]),

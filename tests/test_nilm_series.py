@@ -35,14 +35,16 @@ def midpoint_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def _run(workdir: Path, model: Path, series: np.ndarray, **outputs) -> dict:
+def _run(workdir: Path, model: Path, series: np.ndarray, latency: dict | None = None,
+         **outputs) -> dict:
     for sub in ("artifacts", "jobs"):
         (workdir / sub).mkdir(parents=True, exist_ok=True)
     shutil.copyfile(model, workdir / "artifacts" / "m.tflite")
     np.save(workdir / "artifacts" / "s.npy", series.astype(np.float32))
     job = {"schema_version": 1, "job_id": "j", "model": "artifacts/m.tflite", "runtime": "auto",
            "result": "results/j.json",
-           "measure": {"outputs": {"series": "artifacts/s.npy", "window": WINDOW, **outputs}}}
+           "measure": {"outputs": {"series": "artifacts/s.npy", "window": WINDOW, **outputs},
+                       **({"latency": latency} if latency else {})}}
     (workdir / "jobs" / "j.json").write_text(json.dumps(job))
     proc = subprocess.run([sys.executable, str(ROOT / "targets" / "runner.py"), "jobs/j.json"],
                           cwd=workdir, capture_output=True, text=True, timeout=300)
@@ -79,6 +81,14 @@ def test_parallel_interpreters_keep_every_prediction_in_place(midpoint_model, tm
     np.testing.assert_allclose(outputs, expected, rtol=1e-6)
     stats = result["series_outputs"]
     assert stats["workers"] == 3 and stats["predictions"] == len(expected)
+
+
+def test_a_multithreaded_model_evaluates_in_one_interpreter(midpoint_model, tmp_path):
+    latency = {"threads": [2], "warmup_runs": 1, "warmup_seconds": 0, "runs": 5,
+               "min_seconds": 0, "rounds": 1}
+    result = _run(tmp_path, midpoint_model, np.zeros(500), latency=latency, workers=3)
+    assert result["series_outputs"]["workers"] == 1
+    assert result["series_outputs"]["threads"] == 2
 
 
 def test_span_over_the_limit_is_refused_with_a_clear_message(midpoint_model, tmp_path):
