@@ -127,10 +127,12 @@ def run_series_outputs(models: List[Any], series_path: Path, window: int,
              "workers": len(models), "seconds": 0.0, "predictions_per_second": None,
              "estimated_seconds": None, "max_seconds": max_seconds,
              "refused": None}  # type: Dict[str, Any]
+    typed = hasattr(first, "typed")  # converted once for every window and every model (one file)
+    data = first.typed(series) if typed else series
     started = time.perf_counter()
     probed = 0
     while probed < len(starts):
-        _predict(first, series, starts, out, window, probed, probed + 1)
+        _predict(first, data, typed, starts, out, window, probed, probed + 1)
         probed += 1
         if time.perf_counter() - started >= probe_seconds:
             break
@@ -146,7 +148,7 @@ def run_series_outputs(models: List[Any], series_path: Path, window: int,
         return None, stats
     bounds = [probed + (len(starts) - probed) * k // len(models) for k in range(len(models) + 1)]
     with ThreadPoolExecutor(max_workers=len(models)) as pool:
-        chunks = [pool.submit(_predict, model, series, starts, out, window, low, high)
+        chunks = [pool.submit(_predict, model, data, typed, starts, out, window, low, high)
                   for model, low, high in zip(models, bounds, bounds[1:])]
         for chunk in chunks:
             chunk.result()  # re-raises a worker's error
@@ -156,14 +158,11 @@ def run_series_outputs(models: List[Any], series_path: Path, window: int,
     return out, stats
 
 
-def _predict(model: Any, series: Any, starts: Any, out: Any, window: int, low: int,
+def _predict(model: Any, data: Any, typed: bool, starts: Any, out: Any, window: int, low: int,
              high: int) -> None:
-    """out[i] = the model's output for the window at starts[i], for low <= i < high (a model
-    that can type its input once, `typed`, gets the series converted once, not per window)."""
-    if hasattr(model, "typed"):
-        data, set_input = model.typed(series), model.set_typed_input
-    else:
-        data, set_input = series, model.set_input
+    """out[i] = the model's output for the window at starts[i], for low <= i < high; `data` is
+    the series, already in the input's dtype when `typed` (`model.typed`)."""
+    set_input = model.set_typed_input if typed else model.set_input
     invoke, output_value = model.invoke, model.output_value
     for i in range(low, high):
         start = starts[i]

@@ -282,3 +282,17 @@ def test_a_missing_delegate_library_is_device_missing(tiny_models: dict, tmp_pat
     assert code == 1 and result["error"]["kind"] == "device_missing"
     assert "libno_such_delegate.so.1" in result["error"]["message"]
     assert "libedgetpu1-std" in result["error"]["message"]
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.int16, np.float32])
+def test_a_series_typed_once_equals_each_window_quantized(dtype) -> None:
+    """The contiguous evaluation converts the whole series once (`typed`); every window of it
+    must equal that window quantized alone (`quantized`), NaN house separators elsewhere."""
+    detail = {"dtype": dtype, "shape": np.array([1, 7, 1]), "quantization": (0.05, -3)}
+    rng = np.random.default_rng(0)
+    series = rng.normal(0, 4, 60).astype(np.float32)  # also beyond the int8 range
+    series[30] = np.nan
+    whole = backends.typed(detail, np.nan_to_num(series))
+    for start in (0, 5, 22, 31, 53):
+        np.testing.assert_array_equal(whole[start:start + 7].reshape(1, 7, 1),
+                                      backends.quantized(detail, series[start:start + 7]))
