@@ -79,5 +79,6 @@ def main() -> None:
                           f"{len(epochs):>7}{seconds:>9.1f}{cpu:>8.1f}"
                           f"{sum(span.segments) * 8 / 86400:>6.2f}", flush=True)
 
+
 if __name__ == "__main__":
     main()

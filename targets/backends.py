@@ -137,6 +137,8 @@ class TFLiteModel:
 
     def __init__(self, module: Any, path: str, threads: int, delegate: Any = None,
                  delegate_name: str = "", delegate_library: str = "") -> None:
+        import numpy as np
+
         if delegate is None:
             kwargs: Dict[str, Any] = {"model_path": path, "num_threads": threads}
             where = path
@@ -158,8 +160,6 @@ class TFLiteModel:
         self.invoke = self.interp.invoke  # the interpreter's own method: nothing added to a sample
         self.input = self.interp.get_input_details()[0]
         self.output = self.interp.get_output_details()[0]
-        import numpy as np
-
         self._output_index = self.output["index"]
         integer = np.dtype(self.output["dtype"]).name in INTEGER_DTYPES
         self._output_quantization = self.output["quantization"] if integer else None
